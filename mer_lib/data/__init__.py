@@ -1,0 +1,7 @@
+"""Data layer: the MER toolkit's on-disk layout in, a :class:`Dataset` out; plus the demo data."""
+from .dataset import UNLABELLED, Dataset, load_dataset, read_label_file, read_subtitles
+from .demo import make_demo_dataset
+from .errors import DataError
+
+__all__ = ["UNLABELLED", "DataError", "Dataset", "load_dataset", "make_demo_dataset",
+           "read_label_file", "read_subtitles"]

@@ -1,0 +1,261 @@
+"""Read a dataset in the MER toolkit's on-disk layout.
+
+    <data_root>/features/<extractor>-UTT/<name>.npy    one utterance vector [D] per clip
+    <data_root>/features/<extractor>-FRA/<name>.npy    or frame-level [T, D], averaged over T
+    <data_root>/label-6way.npz                         split -> {name: {'emo': str, 'val': float}}
+    <data_root>/transcription-engchi-polish.csv        optional subtitles: name,chinese,english
+
+Features that MER2024 participants extracted with MERTools load unchanged. Samples with features
+for every modality but no label in any split form the unlabelled pool (split ``"unlabelled"``).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..config import MER_CLASSES
+from .errors import DataError, listing
+from .packed import load_packed
+
+UNLABELLED = "unlabelled"  # split name of samples that have features but no label
+HIDDEN_LABELS_FILE = "unlabelled-truth.npz"  # demo data only: truth of the unlabelled pool, for scoring
+
+
+@dataclass
+class Dataset:
+    root: Path
+    names: np.ndarray  # (N,) str
+    classes: tuple[str, ...]  # class index -> name
+    labels: np.ndarray  # (N,) int64, -1 for unlabelled samples
+    splits: np.ndarray  # (N,) str: the label file's split key, or "unlabelled"
+    features: dict[str, np.ndarray]  # modality -> (N, D_m) float32
+    feature_names: dict[str, str] = field(default_factory=dict)  # modality -> extractor folder
+    subtitles: pd.DataFrame | None = None  # index: name; columns: chinese, english
+    hidden_labels: np.ndarray | None = None  # (N,) int64 truth of unlabelled samples where known, else -1
+    valence: np.ndarray | None = None  # (N,) float 'val' from the label file, NaN where absent
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.features)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {m: int(a.shape[1]) for m, a in self.features.items()}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def split_names(self) -> list[str]:
+        return list(dict.fromkeys(self.splits.tolist()))
+
+    def indices(self, split: str) -> np.ndarray:
+        """Row indices of one split (``"unlabelled"`` for the pool)."""
+        idx = np.flatnonzero(self.splits == split)
+        if len(idx) == 0 and split not in self.split_names:
+            raise DataError(f"{self.root}: no split '{split}'; this dataset has {self.split_names}. "
+                            "Fix: set train_split/test_split to one of those.")
+        return idx
+
+    def subset(self, idx) -> "Dataset":
+        idx = np.asarray(idx)
+        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        return replace(self, names=self.names[idx], labels=self.labels[idx], splits=self.splits[idx],
+                       features={m: a[idx] for m, a in self.features.items()},
+                       hidden_labels=pick(self.hidden_labels), valence=pick(self.valence))
+
+    def class_counts(self) -> pd.DataFrame:
+        """Split x class table of labelled counts (the unlabelled pool counted by hidden truth if known)."""
+        labels = self.labels if self.hidden_labels is None else np.where(
+            self.labels >= 0, self.labels, self.hidden_labels)
+        rows = {}
+        for split in self.split_names:
+            y = labels[self.splits == split]
+            rows[split] = [int((y == c).sum()) for c in range(self.num_classes)] + [len(y)]
+        return pd.DataFrame.from_dict(rows, orient="index", columns=[*self.classes, "total"])
+
+    def subtitle(self, name: str) -> tuple[str, str]:
+        """(chinese, english) subtitle of a clip; empty strings where there is none."""
+        if self.subtitles is None or name not in self.subtitles.index:
+            return "", ""
+        row = self.subtitles.loc[name]
+        return str(row["chinese"]), str(row["english"])
+
+
+def load_dataset(data_root: str | os.PathLike, features: Mapping[str, str],
+                 label_file: str = "label-6way.npz",
+                 subtitle_file: str | None = "transcription-engchi-polish.csv",
+                 classes: list[str] | None = None, use_cache: bool = True,
+                 progress: bool = True) -> Dataset:
+    """Load features, labels and subtitles of a dataset in the MER layout.
+
+    ``features`` maps a modality name to its extractor folder under ``<data_root>/features``,
+    e.g. ``{"audio": "chinese-hubert-large-UTT", "video": "clip-vit-large-patch14-UTT",
+    "text": "bloom-7b1-UTT"}``; the ``-UTT``/``-FRA`` suffix may be left out. ``classes`` fixes
+    the class order; by default it comes from the label file (MER's order for MER labels).
+    """
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found. Fix: pass the folder that holds features/ "
+                        "and the label file (for the demo: python -m mer_lib.data.demo).")
+    if not features:
+        raise DataError(f"{root}: no feature folders given. Fix: pass features={{'audio': ..., ...}}.")
+    label_path = root / label_file
+    corpus, valence = read_label_file(label_path)
+    classes = resolve_classes(corpus, label_path, classes)
+    class_index = {c: i for i, c in enumerate(classes)}
+
+    packed = {m: load_packed(resolve_feature_folder(root, m, spec), use_cache=use_cache,
+                             progress=progress) for m, spec in features.items()}
+    rows_of = {m: {n: i for i, n in enumerate(p.names.tolist())} for m, p in packed.items()}
+
+    labelled = [(n, split, emo) for split, items in corpus.items() for n, emo in items.items()]
+    for m, rows in rows_of.items():
+        missing = [n for n, _, _ in labelled if n not in rows]
+        if missing:
+            raise DataError(
+                f"{packed[m].folder}: {len(missing)} labelled sample(s) have no {m} features: "
+                f"{listing(missing)} (label file {label_path}). Fix: extract {m} features for them, "
+                f"or remove them from the label file.")
+    labelled_names = {n for n, _, _ in labelled}
+    common = set.intersection(*(set(r) for r in rows_of.values()))
+    pool = sorted(common - labelled_names)
+
+    names = np.asarray([n for n, _, _ in labelled] + pool)
+    labels = np.asarray([class_index[e] for _, _, e in labelled] + [-1] * len(pool), dtype=np.int64)
+    splits = np.asarray([s for _, s, _ in labelled] + [UNLABELLED] * len(pool))
+    feats = {}
+    for m, p in packed.items():
+        rows = np.fromiter((rows_of[m][n] for n in names), dtype=np.int64, count=len(names))
+        feats[m] = _take_rows(p.array, rows)
+    val = np.asarray([valence.get(n, np.nan) for n in names], dtype=np.float64)
+
+    subtitles = None
+    if subtitle_file and (root / subtitle_file).exists():
+        subtitles = read_subtitles(root / subtitle_file)
+    hidden = None
+    if (root / HIDDEN_LABELS_FILE).exists():
+        truth, _ = read_label_file(root / HIDDEN_LABELS_FILE)
+        truth = {n: class_index.get(e, -1) for items in truth.values() for n, e in items.items()}
+        hidden = np.asarray([truth.get(n, -1) if y < 0 else -1 for n, y in zip(names, labels)],
+                            dtype=np.int64)
+    return Dataset(root=root, names=names, classes=tuple(classes), labels=labels, splits=splits,
+                   features=feats, feature_names={m: p.folder.name for m, p in packed.items()},
+                   subtitles=subtitles, hidden_labels=hidden, valence=val)
+
+
+def _take_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows of a memory-mapped array in file order (sequential reads), returned in request order."""
+    order = np.argsort(rows, kind="stable")
+    out = np.empty((len(rows), array.shape[1]), dtype=np.float32)
+    out[order] = array[rows[order]]
+    return out
+
+
+def resolve_feature_folder(root: Path, modality: str, spec: str) -> Path:
+    base = root / "features"
+    for candidate in (spec, f"{spec}-UTT", f"{spec}-FRA"):
+        if (base / candidate).is_dir():
+            return base / candidate
+    available = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if base.is_dir() else []
+    raise DataError(f"{base / spec}: no feature folder for {modality} '{spec}'. Fix: choose one of "
+                    f"{available or 'nothing (features/ is empty or missing)'}, or extract features "
+                    f"(python -m mer_lib.extract).")
+
+
+def read_label_file(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, float]]:
+    """``{split: {name: emotion}}`` and ``{name: valence}`` from a MER label ``.npz``.
+
+    The file holds pickled dicts (the MER toolkit's format), so it must come from a source you trust.
+    """
+    expected = ("Expected the MER toolkit's format: an .npz whose keys are splits ('train_corpus', "
+                "'test1_corpus', ...), each a dict name -> {'emo': str, 'val': float}")
+    if not path.exists():
+        others = sorted(p.name for p in path.parent.glob("*.npz"))
+        raise DataError(f"{path}: label file not found. Fix: pass label_file= one of {others} "
+                        f"or create it. {expected}.")
+    try:
+        archive = np.load(path, allow_pickle=True)
+        keys = list(archive.files)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable .npz label file ({exc}). {expected}.") from exc
+    if not keys:
+        raise DataError(f"{path}: the label file is empty. {expected}.")
+    corpus, valence, seen = {}, {}, {}
+    for split in keys:
+        value = archive[split]
+        items = value.item() if value.dtype == object and value.shape == () else None
+        if not isinstance(items, dict):
+            raise DataError(f"{path}: split '{split}' holds an array of shape {value.shape} and dtype "
+                            f"{value.dtype}, not a dict of samples. {expected}.")
+        emos = {}
+        for name, entry in items.items():
+            emo = entry.get("emo") if isinstance(entry, dict) else None
+            if not isinstance(emo, str) or not emo:
+                raise DataError(f"{path}: sample '{name}' in split '{split}' has label {entry!r}; "
+                                f"expected {{'emo': <class name>, ...}}. Fix: correct this entry.")
+            if name in seen:
+                raise DataError(f"{path}: sample '{name}' is labelled in both '{seen[name]}' and "
+                                f"'{split}'. Fix: keep each sample in exactly one split.")
+            seen[name] = split
+            emos[str(name)] = emo.strip().lower()
+            val = entry.get("val")
+            if isinstance(val, (int, float)) and not isinstance(val, bool) and val != -10:
+                valence[str(name)] = float(val)  # MER writes -10 for "no valence"
+        corpus[split] = emos
+    return corpus, valence
+
+
+def resolve_classes(corpus: dict[str, dict[str, str]], path: Path,
+                    classes: list[str] | None) -> list[str]:
+    """Class order: the one given, MER's for MER labels, else sorted label names."""
+    present = {e for items in corpus.values() for e in items.values()}
+    if classes is not None:
+        classes = [c.strip().lower() for c in classes]
+        allowed = set(classes)
+        hint = f"this dataset's classes are {classes}"
+    elif present <= set(MER_CLASSES):
+        return [c for c in MER_CLASSES if c in present]
+    elif len(present & set(MER_CLASSES)) >= 4:
+        # mostly MER labels plus a stray one: almost surely a typo, not a new label set
+        allowed = set(MER_CLASSES)
+        hint = f"MER's classes are {list(MER_CLASSES)}; pass classes=[...] if this is another label set"
+    else:
+        return sorted(present)
+    for split, items in corpus.items():
+        for name, emo in items.items():
+            if emo not in allowed:
+                close = difflib.get_close_matches(emo, sorted(allowed), n=1)
+                guess = f" (did you mean '{close[0]}'?)" if close else ""
+                raise DataError(f"{path}: sample '{name}' in split '{split}' has unknown label "
+                                f"'{emo}'{guess}; {hint}. Fix: correct the label.")
+    return classes if classes is not None else [c for c in MER_CLASSES if c in present]
+
+
+def read_subtitles(path: Path) -> pd.DataFrame:
+    """Subtitle CSV ``name,chinese,english`` indexed by name; missing text becomes ''."""
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read the subtitle CSV ({exc}). Fix: save it as UTF-8 CSV "
+                        "with columns name,chinese,english.") from exc
+    missing = {"name", "chinese", "english"} - set(df.columns)
+    if missing:
+        raise DataError(f"{path}: subtitle CSV lacks column(s) {sorted(missing)} (it has "
+                        f"{list(df.columns)}). Fix: use the header name,chinese,english.")
+    dup = df["name"][df["name"].duplicated()].tolist()
+    if dup:
+        raise DataError(f"{path}: duplicate subtitle rows for sample(s) {listing(dup)}. "
+                        "Fix: keep one row per sample.")
+    return df.set_index("name")[["chinese", "english"]]
