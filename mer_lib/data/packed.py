@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .. import io
 from ..config import USER_CACHE_DIR
+from ..progress import progress as progress_bar
 from .errors import DataError
 
 CACHE_FORMAT = 1  # bump when the packed layout changes; old caches are then rebuilt
@@ -127,8 +127,7 @@ def _pack(folder: Path, entries, fp: str, array_path: Path, index_path: Path, *,
     with io.atomic_path(array_path, suffix=".npy") as tmp:
         # written straight into a memory map, so packing 120k x 4096 needs no 2 GB in RAM
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(paths), dim))
-        bar = tqdm(paths, desc=f"packing {folder.name}", disable=not progress, mininterval=2.0,
-                   leave=False)
+        bar = progress_bar(paths, desc=f"packing {folder.name}", disable=not progress)
         for i, path in enumerate(bar):
             vec = fast.read(path)
             if vec is None:  # a header unlike the first file's: take the slow, fully checked path
