@@ -1,0 +1,148 @@
+"""Balanced Dual-Contrastive Learning (BDCL), the stage-1 loss of
+"Multimodal Video Emotion Recognition with Reliable Reasoning Priors" (MER2024), eq. 6-8.
+
+Inter-modality InfoNCE pulls a sample's modalities together (z_v, z_a, z_t of one clip);
+intra-modality supervised InfoNCE pulls same-class samples of a modality together. Both use a
+class-balanced denominator: the negatives of each class are averaged within the class before the
+classes are averaged, so a head class (neutral: 871 clips) does not drown a tail class (surprise: 146).
+
+For anchor z_mi with similarity s(a, b) = <a, b> / tau on L2-normalised embeddings:
+
+    D_mi = (1 / C_i) * sum_c (1 / |B_c \\ {i}|) * sum_{k in B_c, k != i} exp(s(z_mi, z_k))
+
+where B_c is the anchor's candidate set of class c (intra: modality-m embeddings; inter: every
+embedding of every modality) and C_i counts the classes with at least one candidate. Then
+
+    intra_mi = (1/|P|) sum_{j in P} [-s(z_mi, z_mj)] + log D_mi     P = same class, same modality, j != i
+    inter_mi = (1/(M-1)) sum_{n != m} [-s(z_mi, z_ni)] + log D'_mi
+
+averaged over valid anchors. Everything comes from one [NM, NM] matrix of exponentials: sums per
+(anchor, class, modality) are a matmul with a one-hot, and the positives come from embedding sums.
+The exponentials are shifted so that the logarithms stay finite in any precision (computed in at
+least float32, also under autocast); see `_group_exp_sums`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def bdcl_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1, lambda_inter: float = 0.2,
+              lambda_intra: float = 0.2) -> dict[str, torch.Tensor]:
+    """BDCL on a batch of multimodal embeddings.
+
+    Args:
+        z: (N, M, D) embeddings, M modalities in one latent space (normalised here).
+        labels: (N,) int class indices in [0, C); rows with a negative label are ignored.
+    Returns:
+        dict of scalar tensors: ``loss`` = lambda_inter * ``inter`` + lambda_intra * ``intra``.
+    """
+    if z.dim() != 3:
+        raise ValueError(f"z must be (N, M, D), got shape {tuple(z.shape)}")
+    if labels.shape != z.shape[:1]:
+        raise ValueError(f"labels must be (N,) = ({z.shape[0]},), got shape {tuple(labels.shape)}")
+    keep = labels >= 0
+    z, labels = z[keep], labels[keep].long()
+    zero = z.sum() * 0.0  # keeps the graph: a degenerate batch still backpropagates (zeros)
+    N, M, _ = z.shape
+    if N == 0:
+        return {"loss": zero, "inter": zero, "intra": zero}
+
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        # at least float32 (half precision underflows the exponentials), float64 stays float64
+        inter, intra = _bdcl_terms(z.to(torch.promote_types(z.dtype, torch.float32)), labels, tau)
+    inter = zero if inter is None else inter
+    intra = zero if intra is None else intra
+    return {"loss": lambda_inter * inter + lambda_intra * intra, "inter": inter, "intra": intra}
+
+
+def _bdcl_terms(z: torch.Tensor, labels: torch.Tensor, tau: float):
+    N, M, _ = z.shape
+    C = int(labels.max()) + 1
+    # flatten modality-major: row r = m * N + i
+    e = F.normalize(z.transpose(0, 1).reshape(M * N, -1), dim=-1)  # (R, D), R = M * N
+    sample = torch.arange(N, device=z.device).repeat(M)  # (R,)
+    modality = torch.arange(M, device=z.device).repeat_interleave(N)  # (R,)
+    cls = labels.repeat(M)  # (R,)
+    R = M * N
+
+    group = cls * M + modality  # (R,) column group = (class, modality)
+    onehot = F.one_hot(group, C * M).to(e.dtype)  # (R, C*M)
+    gsum, shift = _group_exp_sums(e, group, C * M, tau)  # sum_k exp(s_rk - shift_rg), self excluded
+    gcount = onehot.sum(0).expand(R, -1) - onehot  # (R, C*M) candidates per group, self excluded
+    glog = torch.log(torch.where(gcount > 0, gsum, torch.ones_like(gsum))) + shift  # (R, C*M)
+    glog = glog.view(R, C, M)
+    gcount = gcount.view(R, C, M)
+
+    # inter: candidates of class c are all modalities' embeddings of class c
+    inter_log = _masked_logsumexp(glog, gcount > 0, dim=2)  # (R, C) log sum_k exp(s)
+    inter_count = gcount.sum(2)  # (R, C)
+    inter_logD = _balanced_log_mean(inter_log, inter_count)  # (R,)
+
+    # intra: candidates of class c are the anchor's own modality's embeddings of class c
+    own = modality.view(R, 1, 1).expand(R, C, 1)
+    intra_log = glog.gather(2, own).squeeze(2)  # (R, C)
+    intra_count = gcount.gather(2, own).squeeze(2)  # (R, C)
+    intra_logD = _balanced_log_mean(intra_log, intra_count)  # (R,)
+
+    self_sim = (e * e).sum(1) / tau  # (R,) the diagonal of sim
+    inter = None
+    if M > 1:
+        # positives of row (m, i): the same sample's other modalities, via the sample's embedding sum
+        sample_sum = e.view(M, N, -1).sum(0)  # (N, D)
+        pos_inter = ((e * sample_sum[sample]).sum(1) / tau - self_sim) / (M - 1)  # (R,)
+        inter = (inter_logD - pos_inter).mean()
+
+    # positives of row (m, i): same class, same modality, other samples, via group embedding sums
+    pos_count = intra_count.gather(1, cls[:, None]).squeeze(1)  # (R,)
+    group_sum = onehot.T @ e  # (C*M, D)
+    pos_sum = (e * group_sum[group]).sum(1) / tau - self_sim  # (R,)
+    valid = pos_count > 0
+    intra = None
+    if valid.any():
+        intra = (intra_logD - pos_sum / pos_count.clamp(min=1))[valid].mean()
+    return inter, intra
+
+
+def _group_exp_sums(e: torch.Tensor, group: torch.Tensor, n_groups: int, tau: float):
+    """Per (anchor, group) sums of exp(s) over the other embeddings, and the shift they carry.
+
+    Similarities of unit vectors lie in [-1/tau, 1/tau], so shifting by the constant 1/tau keeps
+    every term in [exp(-2/tau), 1]: no overflow, and no underflow of a non-empty group while 2/tau
+    fits the dtype's exponent range. Then one [R, R] buffer does it all. Beyond that range (tiny tau)
+    each group is shifted by its own maximum instead (slower: a scatter over [R, R]).
+    """
+    R = e.shape[0]
+    onehot = F.one_hot(group, n_groups).to(e.dtype)
+    exp_range = math.log(torch.finfo(e.dtype).tiny)  # smallest normal: about -87 in float32
+    if -2.0 / tau > exp_range + 8.0:
+        logits = torch.addmm(torch.full((), -1.0 / tau, dtype=e.dtype, device=e.device), e, e.T,
+                             alpha=1.0 / tau)  # (R, R) s - 1/tau
+        logits.fill_diagonal_(float("-inf"))  # exclude self
+        gsum = logits.exp_() @ onehot  # (R, n_groups)
+        return gsum, torch.full((R, n_groups), 1.0 / tau, dtype=e.dtype, device=e.device)
+    sim = (e @ e.T / tau).fill_diagonal_(float("-inf"))  # (R, R)
+    index = group.expand(R, R)
+    gmax = torch.full((R, n_groups), float("-inf"), dtype=e.dtype, device=e.device)
+    gmax = gmax.scatter_reduce(1, index, sim, reduce="amax").detach()
+    gmax = torch.where(torch.isfinite(gmax), gmax, torch.zeros_like(gmax))  # empty groups
+    gsum = torch.exp(sim - gmax.gather(1, index)) @ onehot
+    return gsum, gmax
+
+
+def _masked_logsumexp(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """logsumexp over entries where ``mask``; -inf-free gradients (masked entries get none)."""
+    x = torch.where(mask, x, torch.full_like(x, -1e4))
+    out = torch.logsumexp(x, dim=dim)
+    return torch.where(mask.any(dim), out, torch.full_like(out, -1e4))
+
+
+def _balanced_log_mean(log_sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """log[(1/C_i) * sum_c (1/count_c) * exp(log_sums_c)] over classes with count_c > 0. (R, C) -> (R,)"""
+    present = counts > 0
+    per_class = log_sums - torch.log(counts.clamp(min=1))
+    n_classes = present.sum(1).clamp(min=1).to(log_sums.dtype)
+    return _masked_logsumexp(per_class, present, dim=1) - torch.log(n_classes)
+
