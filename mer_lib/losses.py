@@ -118,10 +118,7 @@ def _group_exp_sums(e: torch.Tensor, group: torch.Tensor, n_groups: int, tau: fl
     onehot = F.one_hot(group, n_groups).to(e.dtype)
     exp_range = math.log(torch.finfo(e.dtype).tiny)  # smallest normal: about -87 in float32
     if -2.0 / tau > exp_range + 8.0:
-        logits = torch.addmm(torch.full((), -1.0 / tau, dtype=e.dtype, device=e.device), e, e.T,
-                             alpha=1.0 / tau)  # (R, R) s - 1/tau
-        logits.fill_diagonal_(float("-inf"))  # exclude self
-        gsum = logits.exp_() @ onehot  # (R, n_groups)
+        gsum = _ShiftedGroupExpSums.apply(e, group, onehot, tau)  # (R, n_groups)
         return gsum, torch.full((R, n_groups), 1.0 / tau, dtype=e.dtype, device=e.device)
     sim = (e @ e.T / tau).fill_diagonal_(float("-inf"))  # (R, R)
     index = group.expand(R, R)
@@ -130,6 +127,30 @@ def _group_exp_sums(e: torch.Tensor, group: torch.Tensor, n_groups: int, tau: fl
     gmax = torch.where(torch.isfinite(gmax), gmax, torch.zeros_like(gmax))  # empty groups
     gsum = torch.exp(sim - gmax.gather(1, index)) @ onehot
     return gsum, gmax
+
+
+class _ShiftedGroupExpSums(torch.autograd.Function):
+    """gsum = A @ H with A = exp(e e^T / tau - 1/tau), diagonal zeroed, H the group one-hot.
+
+    Written by hand because autograd keeps several [R, R] temporaries around; this backward needs
+    only A: with G the incoming gradient, dL/dS = G[:, group] * A and dL/de = (W + W^T) e / tau.
+    """
+
+    @staticmethod
+    def forward(ctx, e, group, onehot, tau):
+        A = torch.addmm(torch.full((), -1.0 / tau, dtype=e.dtype, device=e.device), e, e.T,
+                        alpha=1.0 / tau)  # (R, R) s - 1/tau
+        A.fill_diagonal_(float("-inf")).exp_()  # self excluded
+        ctx.save_for_backward(e, group, A)
+        ctx.tau = tau
+        return A @ onehot
+
+    @staticmethod
+    def backward(ctx, grad_gsum):
+        e, group, A = ctx.saved_tensors
+        W = grad_gsum[:, group].mul_(A)  # (R, R) dL/dS
+        grad_e = torch.addmm(W @ e, W.T, e).div_(ctx.tau)
+        return grad_e, None, None, None
 
 
 def _masked_logsumexp(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:

@@ -137,7 +137,7 @@ def load_dataset(data_root: str | os.PathLike, features: Mapping[str, str],
     feats = {}
     for m, p in packed.items():
         rows = np.fromiter((rows_of[m][n] for n in names), dtype=np.int64, count=len(names))
-        feats[m] = _take_rows(p.array, rows)
+        feats[m] = p.take(rows)
     val = np.asarray([valence.get(n, np.nan) for n in names], dtype=np.float64)
 
     subtitles = None
@@ -152,14 +152,6 @@ def load_dataset(data_root: str | os.PathLike, features: Mapping[str, str],
     return Dataset(root=root, names=names, classes=tuple(classes), labels=labels, splits=splits,
                    features=feats, feature_names={m: p.folder.name for m, p in packed.items()},
                    subtitles=subtitles, hidden_labels=hidden, valence=val)
-
-
-def _take_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Rows of a memory-mapped array in file order (sequential reads), returned in request order."""
-    order = np.argsort(rows, kind="stable")
-    out = np.empty((len(rows), array.shape[1]), dtype=np.float32)
-    out[order] = array[rows[order]]
-    return out
 
 
 def resolve_feature_folder(root: Path, modality: str, spec: str) -> Path:

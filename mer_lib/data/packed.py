@@ -29,12 +29,34 @@ CACHE_FORMAT = 1  # bump when the packed layout changes; old caches are then reb
 class PackedFeatures:
     folder: Path
     names: np.ndarray  # (n,) str, sorted
-    array: np.ndarray  # (n, D) float32, memory-mapped from the cache
+    path: Path  # the packed (n, D) float32 .npy
+    dim: int
     frame_level: bool  # True when the files were [T, D] and got averaged over T
 
-    @property
-    def dim(self) -> int:
-        return int(self.array.shape[1])
+    def take(self, rows: np.ndarray, block_rows: int = 16384) -> np.ndarray:
+        """Rows ``rows`` as a new (len(rows), D) array, in request order.
+
+        Reads the file in order, a block of at most ``block_rows`` rows at a time, so the only
+        large allocation is the result (a memory map would add the whole file to the peak RSS).
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            _header_reader(version)(f)
+            offset = f.tell()
+            start = 0
+            while start < len(ordered):
+                lo = ordered[start]
+                stop = int(np.searchsorted(ordered, lo + block_rows))
+                hi = ordered[stop - 1] + 1
+                f.seek(offset + int(lo) * self.dim * 4)
+                block = np.fromfile(f, dtype=np.float32, count=int(hi - lo) * self.dim)
+                out[order[start:stop]] = block.reshape(-1, self.dim)[ordered[start:stop] - lo]
+                start = stop
+        return out
 
 
 def scan(folder: Path) -> list[tuple[str, int, int]]:
@@ -90,8 +112,8 @@ def load_packed(folder: str | os.PathLike, *, use_cache: bool = True, progress: 
         except (OSError, json.JSONDecodeError):
             index = {}
         if index.get("fingerprint") == fp:
-            array = np.load(array_path, mmap_mode="r")
-            return PackedFeatures(folder, np.asarray(index["names"]), array, index["frame_level"])
+            return PackedFeatures(folder, np.asarray(index["names"]), array_path, index["dim"],
+                                  index["frame_level"])
     return _pack(folder, entries, fp, array_path, index_path, progress=progress)
 
 
@@ -141,7 +163,11 @@ def _pack(folder: Path, entries, fp: str, array_path: Path, index_path: Path, *,
     names = [name[: -len(".npy")] for name, _, _ in entries]
     io.write_json(index_path, {"fingerprint": fp, "folder": str(folder), "dim": dim,
                                "frame_level": frame_level, "names": names}, indent=None)
-    return PackedFeatures(folder, np.asarray(names), np.load(array_path, mmap_mode="r"), frame_level)
+    return PackedFeatures(folder, np.asarray(names), array_path, dim, frame_level)
+
+
+def _header_reader(version):
+    return np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
 
 
 class _HeaderReader:
@@ -151,9 +177,7 @@ class _HeaderReader:
     def __init__(self, reference: Path):
         with open(reference, "rb") as f:
             version = np.lib.format.read_magic(f)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read_header(f)
+            shape, fortran, dtype = _header_reader(version)(f)
             self.header = reference.read_bytes()[: f.tell()]
         self.ok = not fortran and dtype.kind in "fiu" and not dtype.hasobject
         self.shape, self.dtype = shape, dtype

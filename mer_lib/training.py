@@ -1,0 +1,296 @@
+"""Stage 1: semi-supervised pre-training of the fusion model with CE + BDCL and pseudo-labels.
+
+The recipe of the paper's stage 1 on top of the MER2024 baseline protocol:
+1. cold start: ``cold_start_epochs`` epochs on the labelled training samples;
+2. from then on, at the end of every epoch the unlabelled pool is pseudo-labelled (softmax
+   confidence >= ``pseudo_threshold``, optionally at most ``pseudo_class_cap`` per class, most
+   confident first, so head classes do not swamp tail classes) and the next epoch trains on
+   labelled + pseudo-labelled samples;
+3. every epoch is scored on a held-out validation part of the training split; the epoch with the
+   best weighted F1 (MER2024's metric) is kept. With ``folds=5`` this is MERTools' protocol: five
+   fold models, test probabilities averaged.
+
+Checkpoints are written atomically after every epoch with the optimiser and RNG states, so a
+killed run resumes where it stopped and ends with the same numbers as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
+
+from . import io
+from .data import Dataset
+from .losses import bdcl_loss
+from .metrics import classification_scores
+from .models import AttentionFusion, FusionConfig
+from .progress import progress
+
+
+@dataclass
+class Stage1Config:
+    model: FusionConfig = field(default_factory=FusionConfig)
+    epochs: int = 40  # epochs in all, cold start included
+    batch_size: int = 256  # large enough that most batches hold every class for BDCL
+    lr: float = 1e-3  # Adam, as in MERTools
+    weight_decay: float = 1e-5  # as in MERTools
+    bdcl: bool = True  # add Balanced Dual-Contrastive Learning to cross-entropy
+    tau: float = 0.1  # BDCL temperature
+    lambda_inter: float = 0.2  # weight of BDCL's inter-modality term
+    lambda_intra: float = 0.2  # weight of BDCL's intra-modality term
+    pseudo_labels: bool = False  # pseudo-label the unlabelled pool after the cold start
+    cold_start_epochs: int = 10  # labelled-only epochs before the first pseudo-labelling
+    pseudo_threshold: float = 0.9  # softmax confidence needed to accept a pseudo-label
+    pseudo_class_cap: int | None = None  # at most this many pseudo-labels per class (None: no cap)
+    val_fraction: float = 0.2  # share of the training split held out for model selection (folds=1)
+    folds: int = 1  # >1: k-fold cross-validation on the training split (MERTools uses 5)
+    device: str = "auto"  # "auto" picks CUDA when available
+    amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    eval_batch_size: int = 8192  # inference batch, also for pseudo-labelling 115k clips
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def feature_tensors(ds: Dataset, device: torch.device, modalities=None) -> dict[str, torch.Tensor]:
+    """All features of the dataset on the device, once (batches are then index lookups)."""
+    return {m: torch.from_numpy(ds.features[m]).to(device) for m in (modalities or ds.modalities)}
+
+
+@torch.no_grad()
+def predict(model: AttentionFusion, feats: Mapping[str, torch.Tensor], idx: np.ndarray,
+            batch_size: int = 8192, amp: bool = True) -> dict[str, np.ndarray]:
+    """Softmax probabilities (n, C), latents z (n, M, L) and modality weights (n, M) of rows ``idx``."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = {"probs": [], "z": [], "weights": []}
+    for start in range(0, len(idx), batch_size):
+        rows = torch.as_tensor(idx[start:start + batch_size], device=device)
+        with _autocast(device, amp):
+            res = model({m: feats[m][rows] for m in model.modalities})
+        out["probs"].append(res.logits.float().softmax(-1).cpu())
+        out["z"].append(res.z.float().cpu())
+        out["weights"].append(res.weights.float().cpu())
+    C, M, L = model.classifier.out_features, len(model.modalities), model.cfg.latent_dim
+    empty = {"probs": (0, C), "z": (0, M, L), "weights": (0, M)}
+    return {k: torch.cat(v).numpy() if v else np.zeros(empty[k], np.float32) for k, v in out.items()}
+
+
+def select_pseudo_labels(probs: np.ndarray, threshold: float, class_cap: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (into ``probs``) and labels of confident predictions, at most ``class_cap`` per class."""
+    labels, conf = probs.argmax(1), probs.max(1)
+    keep = np.flatnonzero(conf >= threshold)
+    if class_cap is not None:
+        capped = []
+        for c in np.unique(labels[keep]):
+            of_c = keep[labels[keep] == c]
+            capped.append(of_c[np.argsort(-conf[of_c], kind="stable")[:class_cap]])
+        keep = np.sort(np.concatenate(capped)) if capped else keep
+    return keep, labels[keep]
+
+
+@dataclass
+class FitResult:
+    model: AttentionFusion  # with the best validation epoch's weights
+    best_epoch: int
+    best_val_f1: float
+    history: list[dict]  # one entry per epoch: losses, validation scores, pseudo-label statistics
+    pseudo_idx: np.ndarray  # dataset rows pseudo-labelled after the last epoch
+    pseudo_labels: np.ndarray
+
+
+def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Config, seed: int, *,
+        pool_idx: np.ndarray | None = None, extra_idx: np.ndarray | None = None,
+        extra_labels: np.ndarray | None = None, modalities=None, checkpoint: Path | None = None,
+        desc: str = "stage 1") -> FitResult:
+    """Train one model. ``pool_idx``: the unlabelled rows to pseudo-label (when cfg.pseudo_labels);
+    ``extra_idx/extra_labels``: a fixed set of extra training rows with given labels (Table 3)."""
+    device = resolve_device(cfg.device)
+    modalities = tuple(modalities or ds.modalities)
+    pool_idx = np.asarray([] if pool_idx is None else pool_idx, dtype=np.int64)
+    extra_idx = np.asarray([] if extra_idx is None else extra_idx, dtype=np.int64)
+    extra_labels = np.asarray([] if extra_labels is None else extra_labels, dtype=np.int64)
+    key = _run_key(ds, train_idx, val_idx, pool_idx, extra_idx, extra_labels, modalities, cfg, seed)
+
+    seed_everything(seed)
+    model = AttentionFusion({m: ds.dims[m] for m in modalities}, ds.num_classes, cfg.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(seed)
+    state = {"epoch": -1, "best_state": None, "best_val_f1": -1.0, "best_epoch": -1, "history": [],
+             "pseudo_idx": np.zeros(0, np.int64), "pseudo_labels": np.zeros(0, np.int64)}
+    if checkpoint is not None and Path(checkpoint).exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        if saved.get("key") == key:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            rng.bit_generator.state = saved["numpy_rng"]
+            torch.set_rng_state(saved["torch_rng"])
+            state = saved["state"]
+
+    feats = feature_tensors(ds, device, modalities)
+    labels = torch.as_tensor(ds.labels, device=device)
+    truth = ds.hidden_labels if ds.hidden_labels is not None else np.full(len(ds), -1)
+    epochs = progress(range(state["epoch"] + 1, cfg.epochs), desc=desc, total=cfg.epochs,
+                      initial=state["epoch"] + 1)
+    for epoch in epochs:
+        rows = np.concatenate([train_idx, extra_idx, state["pseudo_idx"]])
+        targets = torch.cat([labels[torch.as_tensor(train_idx, device=device)],
+                             torch.as_tensor(extra_labels, device=device),
+                             torch.as_tensor(state["pseudo_labels"], device=device)])
+        terms = _train_epoch(model, opt, feats, rows, targets, cfg, rng, device)
+
+        val = predict(model, feats, val_idx, cfg.eval_batch_size, cfg.amp)
+        val_scores = classification_scores(ds.labels[val_idx], val["probs"].argmax(1), ds.classes)
+        record = {"epoch": epoch, **terms, "val_accuracy": val_scores["accuracy"],
+                  "val_weighted_f1": val_scores["weighted_f1"], "train_samples": len(rows),
+                  "pseudo_trained": len(state["pseudo_idx"])}  # pseudo-labels this epoch trained on
+        if val_scores["weighted_f1"] > state["best_val_f1"]:
+            state.update(best_val_f1=val_scores["weighted_f1"], best_epoch=epoch,
+                         best_state=copy.deepcopy(model.state_dict()))
+
+        if cfg.pseudo_labels and epoch + 1 >= cfg.cold_start_epochs and len(pool_idx):
+            pool = predict(model, feats, pool_idx, cfg.eval_batch_size, cfg.amp)["probs"]
+            pos, plabels = select_pseudo_labels(pool, cfg.pseudo_threshold, cfg.pseudo_class_cap)
+            state["pseudo_idx"], state["pseudo_labels"] = pool_idx[pos], plabels
+            # selected at the end of this epoch, for the next one
+            record.update(pseudo_selected=len(pos), **_pseudo_stats(plabels, truth[pool_idx[pos]], ds.classes))
+        state["history"].append(record)
+        state["epoch"] = epoch
+        if hasattr(epochs, "set_postfix"):
+            epochs.set_postfix(val_f1=f"{val_scores['weighted_f1']:.1f}", pseudo=len(state["pseudo_idx"]))
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, key, model, opt, rng, state)
+
+    model.load_state_dict(state["best_state"])
+    return FitResult(model, state["best_epoch"], state["best_val_f1"], state["history"],
+                     state["pseudo_idx"], state["pseudo_labels"])
+
+
+def _train_epoch(model, opt, feats, rows, targets, cfg: Stage1Config, rng, device) -> dict[str, float]:
+    model.train()
+    order = rng.permutation(len(rows))
+    sums = {"loss": 0.0, "ce": 0.0, "bdcl": 0.0, "inter": 0.0, "intra": 0.0}
+    batches = 0
+    for start in range(0, len(order), cfg.batch_size):
+        pick = order[start:start + cfg.batch_size]
+        if len(pick) < 2:  # a lone sample has no contrastive partner and skews the mean
+            continue
+        rows_b = torch.as_tensor(rows[pick], device=device)
+        y = targets[torch.as_tensor(pick, device=device)]
+        with _autocast(device, cfg.amp):
+            out = model({m: feats[m][rows_b] for m in model.modalities})
+        ce = F.cross_entropy(out.logits.float(), y)
+        loss = ce
+        if cfg.bdcl:
+            con = bdcl_loss(out.z, y, cfg.tau, cfg.lambda_inter, cfg.lambda_intra)
+            loss = ce + con["loss"]
+            for k in ("inter", "intra"):
+                sums[k] += con[k].item()
+            sums["bdcl"] += con["loss"].item()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sums["loss"] += loss.item()
+        sums["ce"] += ce.item()
+        batches += 1
+    return {k: v / max(batches, 1) for k, v in sums.items()}
+
+
+def _pseudo_stats(plabels: np.ndarray, truth: np.ndarray, classes) -> dict:
+    """Pseudo-label counts per class and, where the truth is known (demo data), their accuracy."""
+    stats = {"pseudo_counts": {c: int((plabels == i).sum()) for i, c in enumerate(classes)}}
+    known = truth >= 0
+    if known.any():
+        stats["pseudo_accuracy"] = float(100 * (plabels[known] == truth[known]).mean())
+        stats["pseudo_class_accuracy"] = {
+            c: (float(100 * (truth[known & (plabels == i)] == i).mean()) if (known & (plabels == i)).any() else None)
+            for i, c in enumerate(classes)}
+    return stats
+
+
+def _autocast(device: torch.device, amp: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+
+
+def _run_key(ds, train_idx, val_idx, pool_idx, extra_idx, extra_labels, modalities, cfg, seed) -> str:
+    """What a checkpoint must match to be resumed: data, split, modalities, config and seed."""
+    h = hashlib.sha1()
+    for arr in (ds.names, ds.labels, train_idx, val_idx, pool_idx, extra_idx, extra_labels):
+        h.update(np.ascontiguousarray(arr).tobytes() if arr.dtype != object else "|".join(arr).encode())
+    h.update(repr((modalities, {m: ds.dims[m] for m in modalities}, asdict(cfg), seed)).encode())
+    return h.hexdigest()
+
+
+def _save_checkpoint(path: Path, key: str, model, opt, rng, state) -> None:
+    with io.atomic_path(path, suffix=".pt") as tmp:
+        torch.save({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                    "state": state}, tmp)
+
+
+# --- the protocol: single validation split or k folds, test probabilities averaged ----------------
+
+@dataclass
+class Stage1Run:
+    seed: int
+    classes: tuple[str, ...]
+    test_idx: np.ndarray
+    test_probs: np.ndarray  # (n_test, C), averaged over folds
+    test_scores: dict  # classification_scores on the test split
+    folds: list[FitResult]
+    splits: list[tuple[np.ndarray, np.ndarray]]  # (train rows, validation rows) per fold
+
+    def summary(self) -> dict:
+        last = [f.history[-1] for f in self.folds]
+        return {"seed": self.seed, "test": self.test_scores,
+                "val_weighted_f1": [f.best_val_f1 for f in self.folds],
+                "best_epoch": [f.best_epoch for f in self.folds],
+                "pseudo_selected": [h.get("pseudo_selected", 0) for h in last]}
+
+
+def validation_splits(labels: np.ndarray, train_idx: np.ndarray, cfg: Stage1Config, seed: int):
+    """(train rows, validation rows) pairs: one stratified split, or ``cfg.folds`` stratified folds."""
+    y = labels[train_idx]
+    if cfg.folds > 1:
+        folds = StratifiedKFold(cfg.folds, shuffle=True, random_state=seed).split(train_idx, y)
+    else:
+        folds = StratifiedShuffleSplit(1, test_size=cfg.val_fraction, random_state=seed).split(train_idx, y)
+    return [(train_idx[a], train_idx[b]) for a, b in folds]
+
+
+def run_stage1(ds: Dataset, cfg: Stage1Config, train_split: str, test_split: str, seed: int, *,
+               modalities=None, extra_idx=None, extra_labels=None,
+               checkpoint_dir: Path | None = None, tag: str = "stage1") -> Stage1Run:
+    """Train (one model or one per fold) on ``train_split`` and score the test split."""
+    train_idx, test_idx = ds.indices(train_split), ds.indices(test_split)
+    pool_idx = np.flatnonzero(ds.labels < 0) if cfg.pseudo_labels else None
+    splits = validation_splits(ds.labels, train_idx, cfg, seed)
+    fits, probs = [], []
+    for k, (tr, va) in enumerate(splits):
+        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{tag}-seed{seed}-fold{k}.pt"
+        fit_k = fit(ds, tr, va, cfg, seed + 1000 * k, pool_idx=pool_idx, extra_idx=extra_idx,
+                    extra_labels=extra_labels, modalities=modalities, checkpoint=ckpt,
+                    desc=f"{tag} seed {seed}" + (f" fold {k + 1}/{len(splits)}" if len(splits) > 1 else ""))
+        fits.append(fit_k)
+        feats = feature_tensors(ds, next(fit_k.model.parameters()).device, fit_k.model.modalities)
+        probs.append(predict(fit_k.model, feats, test_idx, cfg.eval_batch_size, cfg.amp)["probs"])
+    test_probs = np.mean(probs, axis=0)
+    scores = classification_scores(ds.labels[test_idx], test_probs.argmax(1), ds.classes)
+    return Stage1Run(seed, ds.classes, test_idx, test_probs, scores, fits, splits)

@@ -1,0 +1,133 @@
+"""Stage 1: the fusion model, pseudo-labelling and the training protocol on the tiny demo data."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from mer_lib import training
+from mer_lib.data import load_dataset
+from mer_lib.data.demo import FEATURES, TEST_SPLIT, TRAIN_SPLIT
+from mer_lib.models import AttentionFusion, FusionConfig
+from mer_lib.training import Stage1Config, fit, predict, run_stage1, select_pseudo_labels
+
+FAST = Stage1Config(model=FusionConfig(hidden_dim=32, latent_dim=16, dropout=0.1), epochs=8,
+                    batch_size=32, lr=3e-3, cold_start_epochs=3)
+
+
+@pytest.fixture(scope="module")
+def ds(tiny_demo):
+    return load_dataset(tiny_demo, FEATURES, progress=False)
+
+
+def test_attention_weights_are_raw_by_default_and_softmax_on_request():
+    dims = {"audio": 5, "video": 4, "text": 3}
+    x = {m: torch.randn(8, d) for m, d in dims.items()}
+    torch.manual_seed(0)
+    raw = AttentionFusion(dims, 6, FusionConfig(hidden_dim=16, latent_dim=8, dropout=0.0))(x)
+    assert raw.logits.shape == (8, 6) and raw.weights.shape == (8, 3) and raw.z.shape == (8, 3, 8)
+    assert not torch.allclose(raw.weights.sum(-1), torch.ones(8))  # MERTools: no softmax
+    torch.manual_seed(0)
+    soft = AttentionFusion(dims, 6, FusionConfig(hidden_dim=16, latent_dim=8, dropout=0.0,
+                                                 attention_softmax=True))(x)
+    torch.testing.assert_close(soft.weights.sum(-1), torch.ones(8))
+    torch.testing.assert_close(soft.weights, raw.weights.softmax(-1))  # same init, same seed
+
+
+def test_fused_vector_is_the_weighted_sum_of_modality_hiddens():
+    model = AttentionFusion({"a": 4, "b": 4}, 3, FusionConfig(hidden_dim=8, latent_dim=4, dropout=0.0))
+    out = model({"a": torch.randn(5, 4), "b": torch.randn(5, 4)})
+    fused = (out.hidden * out.weights.unsqueeze(-1)).sum(1)
+    torch.testing.assert_close(out.logits, model.classifier(fused))
+
+
+def test_select_pseudo_labels_threshold_and_class_cap():
+    probs = np.array([[0.95, 0.05], [0.6, 0.4], [0.99, 0.01], [0.1, 0.9], [0.97, 0.03], [0.05, 0.95]])
+    pos, labels = select_pseudo_labels(probs, threshold=0.9)
+    assert pos.tolist() == [0, 2, 3, 4, 5] and labels.tolist() == [0, 0, 1, 0, 1]
+    pos, labels = select_pseudo_labels(probs, threshold=0.9, class_cap=1)
+    assert pos.tolist() == [2, 5] and labels.tolist() == [0, 1]  # the most confident of each class
+
+
+def test_stage1_learns_the_planted_signal_and_is_deterministic(ds):
+    a = run_stage1(ds, FAST, TRAIN_SPLIT, TEST_SPLIT, seed=0)
+    majority = np.bincount(ds.labels[ds.indices(TEST_SPLIT)]).max() / len(ds.indices(TEST_SPLIT))
+    assert a.test_scores["accuracy"] > 100 * majority + 25, a.test_scores
+    b = run_stage1(ds, FAST, TRAIN_SPLIT, TEST_SPLIT, seed=0)
+    np.testing.assert_array_equal(a.test_probs, b.test_probs)
+    c = run_stage1(ds, FAST, TRAIN_SPLIT, TEST_SPLIT, seed=1)
+    assert not np.array_equal(a.test_probs, c.test_probs)
+
+
+def test_bdcl_terms_are_logged_and_pseudo_labels_scored_against_hidden_truth(ds):
+    cfg = replace(FAST, pseudo_labels=True, pseudo_threshold=0.6)
+    run = run_stage1(ds, cfg, TRAIN_SPLIT, TEST_SPLIT, seed=0)
+    hist = run.folds[0].history
+    for h in hist:  # the logged terms recombine into the logged loss
+        assert h["bdcl"] == pytest.approx(cfg.lambda_inter * h["inter"] + cfg.lambda_intra * h["intra"], rel=1e-5)
+        assert h["loss"] == pytest.approx(h["ce"] + h["bdcl"], rel=1e-5)
+    assert "pseudo_counts" not in hist[0]  # cold start: labelled only
+    last = hist[-1]
+    assert sum(last["pseudo_counts"].values()) > 0
+    assert last["pseudo_accuracy"] > 50  # chance is ~20% on six classes
+    # later epochs train on the labelled rows plus the previous epoch's pseudo-labels
+    assert hist[-1]["train_samples"] == hist[-2]["pseudo_selected"] + hist[0]["train_samples"]
+    assert hist[-1]["pseudo_trained"] == hist[-2]["pseudo_selected"]
+
+
+def test_killed_run_resumes_to_the_same_model(ds, tmp_path, monkeypatch):
+    train_idx = ds.indices(TRAIN_SPLIT)
+    tr, va = training.validation_splits(ds.labels, train_idx, FAST, seed=0)[0]
+    cfg = replace(FAST, pseudo_labels=True, pseudo_threshold=0.6)
+    pool = np.flatnonzero(ds.labels < 0)
+    straight = fit(ds, tr, va, cfg, seed=0, pool_idx=pool, checkpoint=tmp_path / "straight.pt")
+
+    real_epoch, calls = training._train_epoch, []
+
+    def dies_in_epoch_four(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt("killed")
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_train_epoch", dies_in_epoch_four)
+    with pytest.raises(KeyboardInterrupt):
+        fit(ds, tr, va, cfg, seed=0, pool_idx=pool, checkpoint=tmp_path / "killed.pt")
+    monkeypatch.setattr(training, "_train_epoch", real_epoch)
+    saved = torch.load(tmp_path / "killed.pt", weights_only=False)
+    assert saved["state"]["epoch"] == 2  # three epochs were checkpointed before the kill
+    resumed = fit(ds, tr, va, cfg, seed=0, pool_idx=pool, checkpoint=tmp_path / "killed.pt")
+    assert [h["epoch"] for h in resumed.history] == list(range(cfg.epochs))
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    np.testing.assert_array_equal(straight.pseudo_idx, resumed.pseudo_idx)
+
+
+def test_checkpoint_of_another_configuration_is_not_resumed(ds, tmp_path):
+    train_idx = ds.indices(TRAIN_SPLIT)
+    tr, va = training.validation_splits(ds.labels, train_idx, FAST, seed=0)[0]
+    fit(ds, tr, va, replace(FAST, epochs=2), seed=0, checkpoint=tmp_path / "c.pt")
+    other = fit(ds, tr, va, replace(FAST, epochs=3, lr=5e-3), seed=0, checkpoint=tmp_path / "c.pt")
+    assert len(other.history) == 3 and other.history[0]["epoch"] == 0
+
+
+def test_folds_average_the_fold_models_test_probabilities(ds):
+    cfg = replace(FAST, folds=3, epochs=2)
+    run = run_stage1(ds, cfg, TRAIN_SPLIT, TEST_SPLIT, seed=0)
+    assert len(run.folds) == 3
+    vals = [set(va.tolist()) for _, va in run.splits]
+    assert not (vals[0] & vals[1]) and set().union(*vals) == set(ds.indices(TRAIN_SPLIT).tolist())
+    feats = training.feature_tensors(ds, torch.device("cpu"))
+    each = [predict(f.model, feats, run.test_idx)["probs"] for f in run.folds]
+    np.testing.assert_allclose(run.test_probs, np.mean(each, axis=0), rtol=1e-6)
+
+
+def test_prediction_does_not_depend_on_the_batch_size(ds):
+    model = AttentionFusion(ds.dims, ds.num_classes, FAST.model)
+    feats = training.feature_tensors(ds, torch.device("cpu"))
+    idx = np.arange(50)
+    a, b = predict(model, feats, idx, batch_size=7), predict(model, feats, idx, batch_size=8192)
+    np.testing.assert_allclose(a["probs"], b["probs"], rtol=1e-5, atol=1e-6)
+    assert a["z"].shape == (50, 3, FAST.model.latent_dim)
