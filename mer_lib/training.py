@@ -135,14 +135,7 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
     rng = np.random.default_rng(seed)
     state = {"epoch": -1, "best_state": None, "best_val_f1": -1.0, "best_epoch": -1, "history": [],
              "pseudo_idx": np.zeros(0, np.int64), "pseudo_labels": np.zeros(0, np.int64)}
-    if checkpoint is not None and Path(checkpoint).exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        if saved.get("key") == key:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            rng.bit_generator.state = saved["numpy_rng"]
-            torch.set_rng_state(saved["torch_rng"])
-            state = saved["state"]
+    state = load_checkpoint(checkpoint, key, model, opt, rng) or state
 
     feats = feature_tensors(ds, device, modalities)
     labels = torch.as_tensor(ds.labels, device=device)
@@ -175,8 +168,7 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
         state["epoch"] = epoch
         if hasattr(epochs, "set_postfix"):
             epochs.set_postfix(val_f1=f"{val_scores['weighted_f1']:.1f}", pseudo=len(state["pseudo_idx"]))
-        if checkpoint is not None:
-            _save_checkpoint(checkpoint, key, model, opt, rng, state)
+        save_checkpoint(checkpoint, key, model, opt, rng, state)
 
     model.load_state_dict(state["best_state"])
     return FitResult(model, state["best_epoch"], state["best_val_f1"], state["history"],
@@ -231,18 +223,44 @@ def _autocast(device: torch.device, amp: bool):
 
 def _run_key(ds, train_idx, val_idx, pool_idx, extra_idx, extra_labels, modalities, cfg, seed) -> str:
     """What a checkpoint must match to be resumed: data, split, modalities, config and seed."""
+    return run_key(ds.names, ds.labels, train_idx, val_idx, pool_idx, extra_idx, extra_labels,
+                   repr((modalities, {m: ds.dims[m] for m in modalities}, asdict(cfg), seed)))
+
+
+def run_key(*parts) -> str:
+    """A fingerprint of arrays and strings, for matching a checkpoint to the run that wrote it."""
     h = hashlib.sha1()
-    for arr in (ds.names, ds.labels, train_idx, val_idx, pool_idx, extra_idx, extra_labels):
-        h.update(np.ascontiguousarray(arr).tobytes() if arr.dtype != object else "|".join(arr).encode())
-    h.update(repr((modalities, {m: ds.dims[m] for m in modalities}, asdict(cfg), seed)).encode())
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(repr(part).encode())
+        h.update(b"|")
     return h.hexdigest()
 
 
-def _save_checkpoint(path: Path, key: str, model, opt, rng, state) -> None:
+def save_checkpoint(path: Path | None, key: str, model, opt, rng: np.random.Generator, state: dict) -> None:
+    """Model, optimiser, RNG states and the loop's own state, written atomically (no-op without path)."""
+    if path is None:
+        return
     with io.atomic_path(path, suffix=".pt") as tmp:
         torch.save({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                     "state": state}, tmp)
+
+
+def load_checkpoint(path: Path | None, key: str, model, opt, rng: np.random.Generator) -> dict | None:
+    """Restore a checkpoint written by the same run (same key) and return its loop state; else None."""
+    if path is None or not Path(path).exists():
+        return None
+    saved = torch.load(path, map_location=next(model.parameters()).device, weights_only=False)
+    if saved.get("key") != key:
+        return None
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["optimizer"])
+    rng.bit_generator.state = saved["numpy_rng"]
+    torch.set_rng_state(saved["torch_rng"])
+    return saved["state"]
 
 
 # --- the protocol: single validation split or k folds, test probabilities averaged ----------------
