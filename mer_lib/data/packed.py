@@ -36,26 +36,32 @@ class PackedFeatures:
     def take(self, rows: np.ndarray, block_rows: int = 16384) -> np.ndarray:
         """Rows ``rows`` as a new (len(rows), D) array, in request order.
 
-        Reads the file in order, a block of at most ``block_rows`` rows at a time, so the only
-        large allocation is the result (a memory map would add the whole file to the peak RSS).
+        Fills the result a block of ``block_rows`` at a time: a block whose rows lie close together
+        in the file (the sorted unlabelled pool) is one read and a gather into place; a scattered
+        block (labelled clips in label-file order) is one read per row. The result is the only
+        large allocation (a memory map would add the whole file to the peak RSS).
         """
         rows = np.asarray(rows, dtype=np.int64)
-        order = np.argsort(rows, kind="stable")
-        ordered = rows[order]
         out = np.empty((len(rows), self.dim), dtype=np.float32)
+        row_bytes = self.dim * 4
         with open(self.path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            _header_reader(version)(f)
+            _header_reader(np.lib.format.read_magic(f))(f)
             offset = f.tell()
-            start = 0
-            while start < len(ordered):
-                lo = ordered[start]
-                stop = int(np.searchsorted(ordered, lo + block_rows))
-                hi = ordered[stop - 1] + 1
-                f.seek(offset + int(lo) * self.dim * 4)
-                block = np.fromfile(f, dtype=np.float32, count=int(hi - lo) * self.dim)
-                out[order[start:stop]] = block.reshape(-1, self.dim)[ordered[start:stop] - lo]
-                start = stop
+            for start in range(0, len(rows), block_rows):
+                r = rows[start:start + block_rows]
+                dest = out[start:start + len(r)]
+                lo, hi = int(r.min()), int(r.max()) + 1
+                if hi - lo == len(r) and (len(r) == 1 or bool((np.diff(r) == 1).all())):
+                    f.seek(offset + lo * row_bytes)  # an in-order run of the file: read it in place
+                    f.readinto(memoryview(dest).cast("B"))
+                elif hi - lo <= 2 * len(r):
+                    f.seek(offset + lo * row_bytes)
+                    block = np.fromfile(f, dtype=np.float32, count=(hi - lo) * self.dim)
+                    np.take(block.reshape(-1, self.dim), r - lo, axis=0, out=dest)
+                else:
+                    for i, row in enumerate(r.tolist()):
+                        f.seek(offset + row * row_bytes)
+                        f.readinto(memoryview(dest[i]).cast("B"))
         return out
 
 
