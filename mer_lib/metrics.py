@@ -44,3 +44,22 @@ def mean_std(values: Sequence[float | None]) -> tuple[float, float] | tuple[None
     if len(vals) == 0:
         return None, None
     return float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+
+
+def aggregate_scores(runs: Sequence[dict]) -> dict:
+    """Mean, sample std and per-seed values of ``classification_scores`` dicts from several seeds.
+
+    ``{"n_seeds", "accuracy": {"mean", "std", "values"}, "weighted_f1": ..., "macro_f1": ...,
+    "per_class_accuracy": {class: {"mean", "std", "values"}}, "confusion": summed over seeds}``
+    """
+    def stat(values):
+        mean, std = mean_std(values)
+        return {"mean": mean, "std": std, "values": list(values)}
+
+    classes = list(runs[0]["per_class_accuracy"]) if runs else []
+    return {
+        "n_seeds": len(runs),
+        **{k: stat([r[k] for r in runs]) for k in ("accuracy", "weighted_f1", "macro_f1")},
+        "per_class_accuracy": {c: stat([r["per_class_accuracy"][c] for r in runs]) for c in classes},
+        "confusion": np.sum([r["confusion"] for r in runs], axis=0).tolist() if runs else [],
+    }

@@ -8,7 +8,7 @@ The recipe of the paper's stage 1 on top of the MER2024 baseline protocol:
    labelled + pseudo-labelled samples;
 3. every epoch is scored on a held-out validation part of the training split; the epoch with the
    best weighted F1 (MER2024's metric) is kept. With ``folds=5`` this is MERTools' protocol: five
-   fold models, test probabilities averaged.
+   fold models, their test logits averaged.
 
 Checkpoints are written atomically after every epoch with the optimiser and RNG states, so a
 killed run resumes where it stopped and ends with the same numbers as an uninterrupted one.
@@ -77,19 +77,20 @@ def feature_tensors(ds: Dataset, device: torch.device, modalities=None) -> dict[
 @torch.no_grad()
 def predict(model: AttentionFusion, feats: Mapping[str, torch.Tensor], idx: np.ndarray,
             batch_size: int = 8192, amp: bool = True) -> dict[str, np.ndarray]:
-    """Softmax probabilities (n, C), latents z (n, M, L) and modality weights (n, M) of rows ``idx``."""
+    """Logits and softmax probabilities (n, C), latents z (n, M, L) and modality weights (n, M) of rows ``idx``."""
     model.eval()
     device = next(model.parameters()).device
-    out = {"probs": [], "z": [], "weights": []}
+    out = {"logits": [], "probs": [], "z": [], "weights": []}
     for start in range(0, len(idx), batch_size):
         rows = torch.as_tensor(idx[start:start + batch_size], device=device)
         with _autocast(device, amp):
             res = model({m: feats[m][rows] for m in model.modalities})
+        out["logits"].append(res.logits.float().cpu())
         out["probs"].append(res.logits.float().softmax(-1).cpu())
         out["z"].append(res.z.float().cpu())
         out["weights"].append(res.weights.float().cpu())
     C, M, L = model.classifier.out_features, len(model.modalities), model.cfg.latent_dim
-    empty = {"probs": (0, C), "z": (0, M, L), "weights": (0, M)}
+    empty = {"logits": (0, C), "probs": (0, C), "z": (0, M, L), "weights": (0, M)}
     return {k: torch.cat(v).numpy() if v else np.zeros(empty[k], np.float32) for k, v in out.items()}
 
 
@@ -270,7 +271,7 @@ class Stage1Run:
     seed: int
     classes: tuple[str, ...]
     test_idx: np.ndarray
-    test_probs: np.ndarray  # (n_test, C), averaged over folds
+    test_probs: np.ndarray  # (n_test, C), softmax of the fold models' averaged logits (as MERTools)
     test_scores: dict  # classification_scores on the test split
     folds: list[FitResult]
     splits: list[tuple[np.ndarray, np.ndarray]]  # (train rows, validation rows) per fold
@@ -300,7 +301,7 @@ def run_stage1(ds: Dataset, cfg: Stage1Config, train_split: str, test_split: str
     train_idx, test_idx = ds.indices(train_split), ds.indices(test_split)
     pool_idx = np.flatnonzero(ds.labels < 0) if cfg.pseudo_labels else None
     splits = validation_splits(ds.labels, train_idx, cfg, seed)
-    fits, probs = [], []
+    fits, logits = [], []
     for k, (tr, va) in enumerate(splits):
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{tag}-seed{seed}-fold{k}.pt"
         fit_k = fit(ds, tr, va, cfg, seed + 1000 * k, pool_idx=pool_idx, extra_idx=extra_idx,
@@ -308,7 +309,7 @@ def run_stage1(ds: Dataset, cfg: Stage1Config, train_split: str, test_split: str
                     desc=f"{tag} seed {seed}" + (f" fold {k + 1}/{len(splits)}" if len(splits) > 1 else ""))
         fits.append(fit_k)
         feats = feature_tensors(ds, next(fit_k.model.parameters()).device, fit_k.model.modalities)
-        probs.append(predict(fit_k.model, feats, test_idx, cfg.eval_batch_size, cfg.amp)["probs"])
-    test_probs = np.mean(probs, axis=0)
+        logits.append(predict(fit_k.model, feats, test_idx, cfg.eval_batch_size, cfg.amp)["logits"])
+    test_probs = torch.from_numpy(np.mean(logits, axis=0)).softmax(-1).numpy()
     scores = classification_scores(ds.labels[test_idx], test_probs.argmax(1), ds.classes)
     return Stage1Run(seed, ds.classes, test_idx, test_probs, scores, fits, splits)

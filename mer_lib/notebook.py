@@ -1,0 +1,146 @@
+"""What every notebook does first: check its parameters, resolve them, and know where to write.
+
+A notebook's ``parameters`` cell holds typed literals (``seed: int = 0  # ...``), which Python
+records in ``__annotations__``. The cell after papermill's injected parameters calls
+:func:`start`, which fails on a name that is not a declared parameter (papermill only warns) or a
+value of the wrong type, fills dataset parameters left empty from a shipped profile (so a notebook
+opened in JupyterLab runs on the demo as it is, and no dataset-specific value sits in a notebook),
+and resolves paths. Results go to ``<run_dir>/results/<notebook>.json`` as plain JSON, which the
+table and figure code reads.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import io
+from .config import PROJ_ROOT, RUNS_DIR
+from .profiles import DATASET_KEYS, load_profile
+
+PLAIN_TYPES = (bool, int, float, str, list, dict, tuple, type(None))
+
+
+class ParameterError(ValueError):
+    """A notebook parameter that is unknown or of the wrong type."""
+
+
+def check_parameters(namespace: dict, notebook: str = "this notebook") -> dict[str, Any]:
+    """The declared parameters (``__annotations__``) and their values, checked strictly.
+
+    Any plain value (a literal, as papermill injects) that is not declared is a mistyped or unknown
+    parameter; a value whose type does not match its annotation is an error (an int is accepted
+    for a float, a bool never for an int).
+    """
+    declared: dict = namespace.get("__annotations__", {})
+    if not declared:
+        raise ParameterError(f"{notebook}: no typed parameters found; the parameters cell must "
+                             "declare them as `name: type = value  # comment`.")
+    unknown = [k for k, v in namespace.items()
+               if not k.startswith("_") and k not in declared and k not in ("In", "Out")
+               and isinstance(v, PLAIN_TYPES) and not isinstance(v, types.ModuleType)]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, list(declared), n=1)
+            hints.append(f"'{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        raise ParameterError(f"{notebook}: unknown parameter(s) {', '.join(hints)}. Its parameters are: "
+                             f"{', '.join(declared)}.")
+    values = {}
+    for name, kind in declared.items():
+        if name not in namespace:
+            raise ParameterError(f"{notebook}: parameter '{name}' is declared but has no value.")
+        value = namespace[name]
+        if not _type_ok(value, kind):
+            raise ParameterError(f"{notebook}: parameter '{name}' must be {getattr(kind, '__name__', kind)}, "
+                                 f"got {value!r} ({type(value).__name__}).")
+        values[name] = float(value) if kind is float else value
+    return values
+
+
+def _type_ok(value, kind) -> bool:
+    if not isinstance(kind, type):  # typing constructs: leave to the notebook
+        return True
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+@dataclass
+class Context:
+    """The resolved parameters of one notebook run, and where its outputs go."""
+    notebook: str
+    params: dict[str, Any]
+    run_dir: Path
+    seeds: list[int] = field(default_factory=list)
+
+    def __getitem__(self, key: str):
+        return self.params[key]
+
+    @property
+    def features(self) -> dict[str, str]:
+        return {m: self.params[f"{m}_feature"] for m in ("audio", "video", "text")}
+
+    @property
+    def data_root(self) -> Path:
+        return Path(self.params["data_root"])
+
+    @property
+    def prior_file(self) -> Path | None:
+        return Path(self.params["prior_file"]) if self.params.get("prior_file") else None
+
+    @property
+    def device(self) -> str:
+        return self.params.get("device") or "auto"
+
+    def folder(self, name: str) -> Path:
+        """``<run_dir>/<name>/``, created: results, figures, checkpoints, cache, priors."""
+        path = self.run_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def load_dataset(self, **kwargs):
+        from .data import load_dataset
+        return load_dataset(self.data_root, self.features, label_file=self.params["label_file"], **kwargs)
+
+    def write_results(self, results: dict) -> Path:
+        """``<run_dir>/results/<notebook>.json`` (atomic), with the parameters it ran with."""
+        path = self.folder("results") / f"{self.notebook}.json"
+        io.write_json(path, {"notebook": self.notebook, "parameters": self.params, "seeds": self.seeds, **results})
+        return path
+
+    def read_results(self, notebook: str) -> dict | None:
+        """Another notebook's results from this run folder, or None if it has not run."""
+        path = self.run_dir / "results" / f"{notebook}.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def start(notebook: str, namespace: dict) -> Context:
+    """Check a notebook's parameters, fill empty dataset parameters from the profile, resolve paths."""
+    params = check_parameters(namespace, notebook)
+    profile = params.get("profile") or ""
+    if profile:
+        base = load_profile(profile).get("dataset", {})
+        for key in DATASET_KEYS:
+            if key in params and params[key] in ("", None):
+                params[key] = base.get(key, "")
+    for key in ("data_root", "prior_file", "run_dir"):
+        if params.get(key):
+            params[key] = str(_resolve(params[key]))
+    run_dir = Path(params["run_dir"]) if params.get("run_dir") else RUNS_DIR / "interactive"
+    params["run_dir"] = str(run_dir)
+    seeds = [params.get("seed", 0) + i for i in range(max(1, params.get("seeds", 1)))]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return Context(notebook, params, run_dir, seeds)
+
+
+def _resolve(path: str) -> Path:
+    """Absolute paths stay; relative ones are taken from the project root (not the notebook's folder)."""
+    p = Path(os.path.expanduser(path))
+    return p if p.is_absolute() else (PROJ_ROOT / p).resolve()
