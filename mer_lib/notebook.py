@@ -99,6 +99,14 @@ class Context:
     def device(self) -> str:
         return self.params.get("device") or "auto"
 
+    @property
+    def data_note(self) -> str:
+        """A sentence for every table and figure saying what data the numbers come from."""
+        if (self.data_root / "demo-manifest.json").exists():
+            return ("Synthetic demo data (mer_lib.data.demo, MER2023 label counts, planted signal): "
+                    "demo numbers, not MER2024 numbers.")
+        return f"Data: {self.data_root.name} ({self.params['train_split']} -> {self.params['test_split']})."
+
     def folder(self, name: str) -> Path:
         """``<run_dir>/<name>/``, created: results, figures, checkpoints, cache, priors."""
         path = self.run_dir / name

@@ -264,13 +264,16 @@ def predict_stage2(model: PriorGuidedFusion, feats, inputs: PriorInputs, idx: np
 
 def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_idx: np.ndarray,
                val_idx: np.ndarray, cfg: Stage2Config, seed: int, *, train_available: np.ndarray | None = None,
-               checkpoint: Path | None = None, desc: str = "stage 2") -> Stage2Fit:
-    """Train the prior path on ``train_idx`` (priors used where ``train_available``, default all
-    available ones), select the epoch by validation weighted F1 (priors as at test time)."""
+               eval_available: np.ndarray | None = None, checkpoint: Path | None = None,
+               desc: str = "stage 2") -> Stage2Fit:
+    """Train the prior path on ``train_idx`` with the priors that ``train_available`` lets in (a
+    reliability filter, which may use the human labels), select the epoch by validation weighted F1
+    with the priors that ``eval_available`` lets in (the test-time filter, which must not)."""
     if cfg.missing not in ("embedding", "stage1"):
         raise ValueError(f"Stage2Config.missing must be 'embedding' or 'stage1', not {cfg.missing!r}")
     device = resolve_device(cfg.device)
     train_inputs = inputs if train_available is None else inputs.with_available(train_available)
+    inputs = inputs if eval_available is None else inputs.with_available(eval_available)
     if cfg.missing == "stage1":  # the prior path only ever sees clips that have a prior
         train_idx = train_idx[train_inputs.available[train_idx]]
     seed_everything(seed)
@@ -312,7 +315,7 @@ def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_
                          best_state={k: v.clone() for k, v in model.state_dict().items()})
         state["epoch"] = epoch
         if hasattr(epochs, "set_postfix"):
-            epochs.set_postfix(val_f1=f"{val['weighted_f1']:.1f}")
+            epochs.set_postfix(val_f1=f"{val['weighted_f1']:.1f}", refresh=False)
         save_checkpoint(checkpoint, key, model, opt, rng, state)
     model.load_state_dict(state["best_state"])
     return Stage2Fit(model, state["best_epoch"], state["best_val_f1"], state["history"])
@@ -334,19 +337,22 @@ class Stage2Run:
 
 
 def run_stage2(ds: Dataset, stage1: Stage1Run, inputs: PriorInputs, cfg: Stage2Config, *,
-               train_available: np.ndarray | None = None, checkpoint_dir: Path | None = None,
-               tag: str = "stage2") -> Stage2Run:
-    """Stage 2 on top of each stage-1 fold model (same train/validation rows), test probabilities averaged."""
+               train_available: np.ndarray | None = None, eval_available: np.ndarray | None = None,
+               checkpoint_dir: Path | None = None, tag: str = "stage2") -> Stage2Run:
+    """Stage 2 on top of each stage-1 fold model (same train/validation rows), test probabilities
+    averaged; priors filtered by ``train_available`` in training, ``eval_available`` elsewhere."""
     fits, probs = [], []
     for k, ((tr, va), s1) in enumerate(zip(stage1.splits, stage1.folds)):
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{tag}-seed{stage1.seed}-fold{k}.pt"
-        fit = fit_stage2(ds, s1.model, inputs, tr, va, cfg, stage1.seed + 1000 * k,
-                         train_available=train_available, checkpoint=ckpt, desc=f"{tag} seed {stage1.seed}")
+        fit = fit_stage2(ds, s1.model, inputs, tr, va, cfg, stage1.seed + 1000 * k, train_available=train_available,
+                         eval_available=eval_available, checkpoint=ckpt, desc=f"{tag} seed {stage1.seed}")
         fits.append(fit)
+    train_inputs = inputs if train_available is None else inputs.with_available(train_available)
+    inputs = inputs if eval_available is None else inputs.with_available(eval_available)
+    for fit in fits:
         feats = feature_tensors(ds, next(fit.model.parameters()).device, fit.model.modalities)
         probs.append(predict_stage2(fit.model, feats, inputs, stage1.test_idx, cfg))
     test_probs = np.mean(probs, axis=0)
-    train_inputs = inputs if train_available is None else inputs.with_available(train_available)
     coverage = {"train": float(np.mean([train_inputs.coverage(tr) for tr, _ in stage1.splits])),
                 "validation": float(np.mean([inputs.coverage(va) for _, va in stage1.splits])),
                 "test": inputs.coverage(stage1.test_idx)}

@@ -14,7 +14,7 @@ from .config import PROFILES_DIR
 
 DATASET_KEYS = ("data_root", "label_file", "audio_feature", "video_feature", "text_feature",
                 "train_split", "test_split", "prior_file", "device")
-SECTIONS = ("dataset", "seeds", "notebooks", "demo_data", "timeout")
+SECTIONS = ("dataset", "seed", "seeds", "notebooks", "demo_data", "timeout")
 
 
 def available_profiles() -> list[str]:

@@ -168,7 +168,7 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
         state["history"].append(record)
         state["epoch"] = epoch
         if hasattr(epochs, "set_postfix"):
-            epochs.set_postfix(val_f1=f"{val_scores['weighted_f1']:.1f}", pseudo=len(state["pseudo_idx"]))
+            epochs.set_postfix(val_f1=f"{val_scores['weighted_f1']:.1f}", pseudo=len(state["pseudo_idx"]), refresh=False)
         save_checkpoint(checkpoint, key, model, opt, rng, state)
 
     model.load_state_dict(state["best_state"])
@@ -313,3 +313,44 @@ def run_stage1(ds: Dataset, cfg: Stage1Config, train_split: str, test_split: str
     test_probs = torch.from_numpy(np.mean(logits, axis=0)).softmax(-1).numpy()
     scores = classification_scores(ds.labels[test_idx], test_probs.argmax(1), ds.classes)
     return Stage1Run(seed, ds.classes, test_idx, test_probs, scores, fits, splits)
+
+
+def predict_run(ds: Dataset, run: Stage1Run, idx: np.ndarray, eval_batch_size: int = 8192) -> np.ndarray:
+    """Softmax of the fold models' averaged logits on rows ``idx`` (as the test predictions are made)."""
+    device = next(run.folds[0].model.parameters()).device
+    feats = feature_tensors(ds, device, run.folds[0].model.modalities)
+    logits = [predict(f.model, feats, idx, eval_batch_size)["logits"] for f in run.folds]
+    return torch.from_numpy(np.mean(logits, axis=0)).softmax(-1).numpy()
+
+
+def save_stage1_run(run: Stage1Run, path: Path, ds: Dataset) -> None:
+    """Write a finished stage-1 run (fold models, splits, test predictions) for later notebooks."""
+    first = run.folds[0].model
+    payload = {
+        "data_key": run_key(ds.names, ds.labels), "seed": run.seed, "classes": run.classes,
+        "dims": {m: ds.dims[m] for m in first.modalities}, "model_config": asdict(first.cfg),
+        "test_idx": run.test_idx, "test_probs": run.test_probs, "test_scores": run.test_scores,
+        "splits": run.splits,
+        "folds": [{"state": f.model.state_dict(), "best_epoch": f.best_epoch, "best_val_f1": f.best_val_f1,
+                   "history": f.history, "pseudo_idx": f.pseudo_idx, "pseudo_labels": f.pseudo_labels}
+                  for f in run.folds],
+    }
+    with io.atomic_path(path, suffix=".pt") as tmp:
+        torch.save(payload, tmp)
+
+
+def load_stage1_run(path: Path, ds: Dataset, device: str = "auto") -> Stage1Run | None:
+    """A run written by :func:`save_stage1_run` for this same dataset; None if absent or for other data."""
+    if not Path(path).exists():
+        return None
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    if saved["data_key"] != run_key(ds.names, ds.labels):
+        return None
+    fits = []
+    for fold in saved["folds"]:
+        model = AttentionFusion(saved["dims"], len(saved["classes"]), FusionConfig(**saved["model_config"]))
+        model.load_state_dict(fold["state"])
+        fits.append(FitResult(model.to(resolve_device(device)), fold["best_epoch"], fold["best_val_f1"],
+                              fold["history"], fold["pseudo_idx"], fold["pseudo_labels"]))
+    return Stage1Run(saved["seed"], tuple(saved["classes"]), saved["test_idx"], saved["test_probs"],
+                     saved["test_scores"], fits, [tuple(s) for s in saved["splits"]])

@@ -131,3 +131,14 @@ def test_prediction_does_not_depend_on_the_batch_size(ds):
     a, b = predict(model, feats, idx, batch_size=7), predict(model, feats, idx, batch_size=8192)
     np.testing.assert_allclose(a["probs"], b["probs"], rtol=1e-5, atol=1e-6)
     assert a["z"].shape == (50, 3, FAST.model.latent_dim)
+
+
+def test_saved_stage1_run_loads_with_the_same_predictions(ds, tmp_path):
+    run = run_stage1(ds, replace(FAST, epochs=2), TRAIN_SPLIT, TEST_SPLIT, seed=0)
+    training.save_stage1_run(run, tmp_path / "run.pt", ds)
+    loaded = training.load_stage1_run(tmp_path / "run.pt", ds)
+    feats = training.feature_tensors(ds, torch.device("cpu"))
+    np.testing.assert_allclose(predict(loaded.folds[0].model, feats, run.test_idx)["probs"], run.test_probs, rtol=1e-5)
+    assert loaded.test_scores == run.test_scores and np.array_equal(loaded.splits[0][1], run.splits[0][1])
+    other = ds.subset(np.arange(len(ds) - 1))  # another dataset: not reused
+    assert training.load_stage1_run(tmp_path / "run.pt", other) is None
