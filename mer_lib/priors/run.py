@@ -28,6 +28,7 @@ import numpy as np
 from ..data import UNLABELLED
 from ..progress import progress
 from .backends.base import Backend, CallError, ClipRequest
+from .keys import redact
 from .media import file_sha256, find_clip
 from .prompt import PROMPT_VERSION, build_prompt
 from .schema import MalformedAnswer, answer_json_schema, build_prior, parse_answer_text
@@ -138,11 +139,13 @@ def ask_one(backend: Backend, job: _Job, policy: RetryPolicy, limiter: RateLimit
     started = time.monotonic()
 
     def record(status: str, **fields) -> dict:
+        for text_field in ("error", "raw"):  # a server may echo the key in an error message
+            fields[text_field] = redact(fields.get(text_field))
         return {"key": job.key, "name": request.name, "status": status, "backend": backend.kind,
                 "model": fields.pop("model", backend.model), "prompt_version": PROMPT_VERSION,
                 "attempts": attempts, "input_tokens": tokens["input"], "output_tokens": tokens["output"],
                 "elapsed_s": round(time.monotonic() - started, 3), "finished_at": _now(), **job.media,
-                "prior": None, "error": None, "error_kind": None, "raw": None, **fields}
+                "prior": None, "error_kind": None, **fields}
 
     while True:
         limiter.wait()
@@ -280,7 +283,7 @@ def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
 
     price = backend.price_per_million
     summary["estimated_cost_usd"] = None if price is None else round(
-        summary["input_tokens"] / 1e6 * price[0] + summary["output_tokens"] / 1e6 * price[1], 4)
+        summary["input_tokens"] / 1e6 * price[0] + summary["output_tokens"] / 1e6 * price[1], 6)
     summary["elapsed_s"] = round(time.monotonic() - started, 2)
     summary["failure_kinds"] = failure_kinds
     summary["failure_examples"] = failure_examples
