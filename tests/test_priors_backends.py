@@ -215,6 +215,8 @@ def test_no_key_in_any_file_the_run_writes(server, clips, tmp_path, capsys, capl
     summaries = [run(ds, gemini(server), tmp_path, clips, concurrency=1),
                  run(ds, openai_backend(server), tmp_path, clips, concurrency=1)]
     io.write_json(tmp_path / "summary.json", summaries)
+    assert summaries[0]["failure_kinds"] == {"permanent": 1, "malformed": 1}  # a 400 is not retried
+    assert summaries[0]["calls"] == 1 + 3 + 2 and summaries[1]["done"] == 3
     errors = [r["error"] for r in read_records(tmp_path / "priors.jsonl") if r["error"]]
     assert any("[redacted]" in e for e in errors)  # the echoed key was there, and scrubbed
     written = [p for p in tmp_path.rglob("*") if p.is_file()]

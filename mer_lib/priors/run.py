@@ -196,6 +196,40 @@ def _media_fields(path: Path | None, known: dict[str, tuple]) -> dict:
             "media_path": str(path)}
 
 
+def plan_jobs(dataset, backend: Backend, idx: np.ndarray, clips_dir, previous: list[dict],
+              show_progress: bool = True):
+    """Yield ``(job, already_done)`` per selected clip: its request, store key and media fields."""
+    classes = tuple(dataset.classes)
+    schema_hash = _sha(json.dumps(answer_json_schema(classes), sort_keys=True))
+    settings = backend.settings()
+    done_keys = {r["key"] for r in previous if r.get("status") == OK}
+    known_media = {r["media_path"]: (r["media_size"], r["media_mtime_ns"], r["media_sha256"])
+                   for r in previous if r.get("media_path") and r.get("media_sha256")}
+    for i in progress(idx, desc="checking the prior store", disable=not show_progress or len(idx) < 2000):
+        name = str(dataset.names[i])
+        chinese, english = dataset.subtitle(name)
+        prompt = build_prompt(classes, english, chinese)
+        clip = find_clip(clips_dir, name) if backend.needs_media else None
+        request = ClipRequest(name=name, classes=classes, subtitle_english=english,
+                              subtitle_chinese=chinese, prompt=prompt, clip_path=clip)
+        media = _media_fields(clip, known_media)
+        key = cache_key(backend=backend.kind, model=backend.model, prompt_version=PROMPT_VERSION,
+                        prompt=_sha(prompt), schema=schema_hash, settings=settings, name=name,
+                        media_sha256=media["media_sha256"], fingerprint=backend.fingerprint(request))
+        yield _Job(request, key, media), key in done_keys
+
+
+def no_media_record(job: _Job, backend: Backend, clips_dir) -> dict:
+    name = job.request.name
+    return {"key": job.key, "name": name, "status": FAILED, "backend": backend.kind, "model": backend.model,
+            "prompt_version": PROMPT_VERSION, "attempts": 0, "input_tokens": None, "output_tokens": None,
+            "elapsed_s": 0.0, "finished_at": _now(), **job.media, "prior": None, "raw": None,
+            "error_kind": "no_media",
+            "error": f"no clip file for '{name}' in clips_dir={clips_dir} (looked for {name}.mp4 and other "
+                     "video suffixes). Fix: pass clips_dir= the folder of the clips, or use a back-end "
+                     "that needs no media ('simulated', 'replay')."}
+
+
 def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
                          splits: Sequence[str] | None = None, selection: str = "all",
                          budget: int | None = None, clips_dir: str | Path | None = None, seed: int = 0,
@@ -206,7 +240,10 @@ def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
     Clips come from ``select_samples(dataset, splits, selection, budget, seed)``; their videos
     from ``clips_dir/<name>.mp4`` when the back-end needs media (a clip without a file is stored
     as a failure that names the fix, without a call). What succeeded before under the same key is
-    skipped; everything else is asked, at most ``concurrency`` at a time. Returns a summary:
+    skipped; everything else is asked, at most ``concurrency`` at a time (local back-ends such as
+    'simulated' and 'replay' run in this thread), at most ``requests_per_minute`` call starts per
+    minute, retried under ``retry``. The progress bar shows failures, tokens and cost as it goes.
+    Returns a summary:
     ``selected``, ``skipped`` (already done), ``done`` and ``failed`` (this run), ``calls``,
     ``input_tokens``, ``output_tokens``, ``estimated_cost_usd`` (None without a price),
     ``elapsed_s``, ``failure_kinds`` and a few ``failure_examples``.
@@ -215,9 +252,6 @@ def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
     policy = retry or RetryPolicy()
     limiter = RateLimiter(requests_per_minute)
     idx = select_samples(dataset, splits, selection, budget, seed)
-    classes = tuple(dataset.classes)
-    schema_hash = _sha(json.dumps(answer_json_schema(classes), sort_keys=True))
-    settings = backend.settings()
     summary = {"backend": backend.kind, "model": backend.model, "prompt_version": PROMPT_VERSION,
                "prior_file": str(prior_file), "selected": int(len(idx)), "skipped": 0, "done": 0,
                "failed": 0, "calls": 0, "input_tokens": 0, "output_tokens": 0}
@@ -225,10 +259,7 @@ def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
     failure_examples: list[str] = []
 
     with PriorStore(prior_file) as store:
-        previous = store.records()
-        done_keys = {r["key"] for r in previous if r.get("status") == OK}
-        known_media = {r["media_path"]: (r["media_size"], r["media_mtime_ns"], r["media_sha256"])
-                       for r in previous if r.get("media_path") and r.get("media_sha256")}
+        bar = None
 
         def keep(rec: dict) -> None:
             store.append(rec)
@@ -242,33 +273,19 @@ def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
                 failure_kinds[rec["error_kind"]] = failure_kinds.get(rec["error_kind"], 0) + 1
                 if len(failure_examples) < 5:
                     failure_examples.append(f"{rec['name']}: {rec['error']}")
+            if bar is not None:
+                bar.set_postfix(running_totals(summary, backend.price_per_million), refresh=False)
 
-        jobs: list[_Job] = []
-        for i in progress(idx, desc="checking the prior store", disable=not show_progress or len(idx) < 2000):
-            name = str(dataset.names[i])
-            chinese, english = dataset.subtitle(name)
-            prompt = build_prompt(classes, english, chinese)
-            clip = find_clip(clips_dir, name) if backend.needs_media else None
-            request = ClipRequest(name=name, classes=classes, subtitle_english=english,
-                                  subtitle_chinese=chinese, prompt=prompt, clip_path=clip)
-            media = _media_fields(clip, known_media)
-            key = cache_key(backend=backend.kind, model=backend.model, prompt_version=PROMPT_VERSION,
-                            prompt=_sha(prompt), schema=schema_hash, settings=settings, name=name,
-                            media_sha256=media["media_sha256"], fingerprint=backend.fingerprint(request))
-            job = _Job(request, key, media)
-            if key in done_keys:
+        jobs = []
+        for job, done in plan_jobs(dataset, backend, idx, clips_dir, store.records(), show_progress):
+            if done:
                 summary["skipped"] += 1
-            elif backend.needs_media and clip is None:
-                keep({"key": key, "name": name, "status": FAILED, "backend": backend.kind,
-                      "model": backend.model, "prompt_version": PROMPT_VERSION, "attempts": 0,
-                      "input_tokens": None, "output_tokens": None, "elapsed_s": 0.0, "finished_at": _now(),
-                      **media, "prior": None, "raw": None, "error_kind": "no_media",
-                      "error": f"no clip file for '{name}' in clips_dir={clips_dir} (looked for {name}.mp4 "
-                               "and other video suffixes). Fix: pass clips_dir= the folder of the clips, "
-                               "or use a back-end that needs no media ('simulated', 'replay')."})
+            elif backend.needs_media and job.request.clip_path is None:
+                keep(no_media_record(job, backend, clips_dir))  # nothing to send: fail without a call
             else:
                 jobs.append(job)
 
+        # the bar counts the clips to ask; skipped ones and clips without media are not on it
         bar = progress(total=len(jobs), desc=f"priors from {backend.model}", disable=not show_progress)
         try:
             if backend.inline or concurrency <= 1:
@@ -281,13 +298,28 @@ def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
         finally:
             bar.close()
 
-    price = backend.price_per_million
-    summary["estimated_cost_usd"] = None if price is None else round(
-        summary["input_tokens"] / 1e6 * price[0] + summary["output_tokens"] / 1e6 * price[1], 6)
+    summary["estimated_cost_usd"] = estimated_cost(summary, backend.price_per_million)
     summary["elapsed_s"] = round(time.monotonic() - started, 2)
     summary["failure_kinds"] = failure_kinds
     summary["failure_examples"] = failure_examples
     return summary
+
+
+def estimated_cost(totals: dict, price_per_million: tuple[float, float] | None) -> float | None:
+    """USD for the tokens counted so far at (input, output) USD per 1M tokens; None without a price."""
+    if price_per_million is None:
+        return None
+    return round(totals["input_tokens"] / 1e6 * price_per_million[0]
+                 + totals["output_tokens"] / 1e6 * price_per_million[1], 6)
+
+
+def running_totals(summary: dict, price_per_million) -> dict:
+    """What the progress bar shows after each clip: failures, tokens and the cost so far."""
+    shown = {"failed": summary["failed"], "tokens": summary["input_tokens"] + summary["output_tokens"]}
+    cost = estimated_cost(summary, price_per_million)
+    if cost is not None:
+        shown["usd"] = f"{cost:.4f}"
+    return shown
 
 
 def _run_threaded(backend, jobs, policy, limiter, concurrency, seed, keep, bar) -> None:
