@@ -99,3 +99,12 @@ def test_zero_shot_scores_count_missing_priors_as_wrong(case):
     assert np.asarray(scores["confusion"]).shape == (6, 6) and np.asarray(scores["confusion"]).sum() == 3
     skipped = zero_shot_scores(priors, ds, "test_corpus", missing="skip")
     assert skipped["accuracy"] == pytest.approx(200 / 3) and skipped["n"] == 3
+
+
+def test_a_class_without_a_support_set_cannot_fail_the_au_check():
+    ds = small_dataset(["a"], [0])
+    ds.classes = ("positive", "negative")
+    p = build_prior(valid_answer("positive"), name="a", classes=ds.classes, model="m", backend="b",
+                    prompt_version="v")
+    table = reliability_table({"a": p}, ds)
+    assert np.isnan(table.loc["a", "au_consistency"]) and table.loc["a", "reliable"]

@@ -4,7 +4,8 @@ A prior is checked three ways:
 - valid: it parsed into the schema and its emotion is one of the dataset's classes (``has_prior``);
 - AU-consistent: its AUs fit the support set S_c of its own emotion
   (:func:`~mer_lib.priors.facs.au_consistency` >= ``min_au_consistency``, default 0.5: at least
-  half of the prototype is reported; a neutral prior must not be dominated by emotional AUs);
+  half of the prototype is reported; a neutral prior must not be dominated by emotional AUs; an
+  emotion without a known support set, possible only in label sets beyond MER's, passes);
 - agreeing: its c* equals the human label, which only the labelled splits have.
 
 Policies (:data:`POLICIES`) combine them. A label is unknown at test time and in the unlabelled
@@ -85,6 +86,7 @@ def reliability_table(priors: Mapping[str, Prior], dataset, *, policy: str = DEF
     if dataset.hidden_labels is not None:
         table["agrees_with_hidden_truth"] = _agreement(prior_label, np.asarray(dataset.hidden_labels))
     table["reliable"] = reliable_mask(table, policy, min_au_consistency=min_au_consistency)
+    table.attrs.update(policy=policy, min_au_consistency=min_au_consistency)
     return table
 
 
@@ -103,7 +105,9 @@ def reliable_mask(table: pd.DataFrame, policy: str = DEFAULT_POLICY, *,
     if policy not in POLICIES:
         raise ValueError(f"unknown reliability policy '{policy}'; choose one of {list(POLICIES)}")
     valid = table["has_prior"].to_numpy(dtype=bool)
-    consistent = valid & (table["au_consistency"].fillna(-1.0).to_numpy() >= min_au_consistency)
+    consistency = table["au_consistency"].to_numpy(dtype=float)
+    # a class without a known AU support set (label sets beyond MER's) cannot fail the AU check
+    consistent = valid & ((consistency >= min_au_consistency) | np.isnan(consistency))
     agrees = table["agrees_with_label"]
     # where the label (or the prior) is unknown the label check cannot fail: NA -> True
     label_ok = agrees.fillna(True).to_numpy(dtype=bool)

@@ -205,9 +205,14 @@ def plan_jobs(dataset, backend: Backend, idx: np.ndarray, clips_dir, previous: l
     done_keys = {r["key"] for r in previous if r.get("status") == OK}
     known_media = {r["media_path"]: (r["media_size"], r["media_mtime_ns"], r["media_sha256"])
                    for r in previous if r.get("media_path") and r.get("media_sha256")}
+    subtitles = {}  # name -> (chinese, english); one pass instead of a pandas lookup per clip
+    if dataset.subtitles is not None:
+        frame = dataset.subtitles
+        subtitles = dict(zip(frame.index.tolist(), zip(frame["chinese"].astype(str).tolist(),
+                                                       frame["english"].astype(str).tolist())))
     for i in progress(idx, desc="checking the prior store", disable=not show_progress or len(idx) < 2000):
         name = str(dataset.names[i])
-        chinese, english = dataset.subtitle(name)
+        chinese, english = subtitles.get(name, ("", ""))
         prompt = build_prompt(classes, english, chinese)
         clip = find_clip(clips_dir, name) if backend.needs_media else None
         request = ClipRequest(name=name, classes=classes, subtitle_english=english,
@@ -234,7 +239,7 @@ def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
                          splits: Sequence[str] | None = None, selection: str = "all",
                          budget: int | None = None, clips_dir: str | Path | None = None, seed: int = 0,
                          concurrency: int = 4, requests_per_minute: float | None = None,
-                         retry: RetryPolicy | None = None, show_progress: bool = True) -> dict:
+                         retry: RetryPolicy | dict | None = None, show_progress: bool = True) -> dict:
     """Make (or complete) the priors of a dataset's clips in the JSONL store ``prior_file``.
 
     Clips come from ``select_samples(dataset, splits, selection, budget, seed)``; their videos
@@ -242,14 +247,15 @@ def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
     as a failure that names the fix, without a call). What succeeded before under the same key is
     skipped; everything else is asked, at most ``concurrency`` at a time (local back-ends such as
     'simulated' and 'replay' run in this thread), at most ``requests_per_minute`` call starts per
-    minute, retried under ``retry``. The progress bar shows failures, tokens and cost as it goes.
+    minute, retried under ``retry`` (a :class:`RetryPolicy`, or a dict of its fields so a notebook can
+    pass literals). The progress bar shows failures, tokens and cost as it goes.
     Returns a summary:
     ``selected``, ``skipped`` (already done), ``done`` and ``failed`` (this run), ``calls``,
     ``input_tokens``, ``output_tokens``, ``estimated_cost_usd`` (None without a price),
     ``elapsed_s``, ``failure_kinds`` and a few ``failure_examples``.
     """
     started = time.monotonic()
-    policy = retry or RetryPolicy()
+    policy = RetryPolicy(**retry) if isinstance(retry, dict) else retry or RetryPolicy()
     limiter = RateLimiter(requests_per_minute)
     idx = select_samples(dataset, splits, selection, budget, seed)
     summary = {"backend": backend.kind, "model": backend.model, "prompt_version": PROMPT_VERSION,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -116,13 +117,13 @@ def latest_status(path: str | os.PathLike) -> dict[str, dict]:
 class PriorStore:
     """Append-only writer of a prior file (use as a context manager)."""
 
-    def __init__(self, path: str | os.PathLike, fsync_every: int = 50):
+    def __init__(self, path: str | os.PathLike, fsync_interval_s: float = 1.0):
         self.path = Path(path)
-        self.fsync_every = fsync_every  # fsync after this many lines (a kill loses nothing
-        # written; fsync only guards against a power cut)
+        self.fsync_interval_s = fsync_interval_s  # fsync at most this often, and on close: a kill
+        # loses nothing already written (the kernel has it); fsync guards against a power cut
         self._fd: int | None = None
         self._lock_fd: int | None = None
-        self._unsynced = 0
+        self._last_sync = time.monotonic()
 
     def __enter__(self) -> "PriorStore":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,10 +158,9 @@ class PriorStore:
         written = os.write(self._fd, line)
         while written < len(line):  # a short write is rare but allowed by POSIX
             written += os.write(self._fd, line[written:])
-        self._unsynced += 1
-        if self._unsynced >= self.fsync_every:
+        if time.monotonic() - self._last_sync >= self.fsync_interval_s:
             os.fsync(self._fd)
-            self._unsynced = 0
+            self._last_sync = time.monotonic()
 
     def _acquire_lock(self) -> None:
         if fcntl is None:

@@ -149,7 +149,7 @@ class SimulatedBackend(Backend):
             extra = INCIDENTAL_AUS[int(rng.integers(len(INCIDENTAL_AUS)))]
             if extra not in chosen:
                 chosen.append(extra)
-        return [{"au": au, "intensity": float(np.round(rng.uniform(1.0, 4.5), 1)),
+        return [{"au": au, "intensity": round(float(rng.uniform(1.0, 4.5)), 1),
                  "evidence": f"{FACS_NAMES[au].lower()} visible"} for au in chosen]
 
 
