@@ -59,6 +59,7 @@ class FakeLLMServer:
         self.counts = {"generate": 0, "ok_answers": 0, "uploads": 0, "file_gets": 0, "deletes": 0}
         self.bodies: list[dict] = []  # JSON bodies of generate / chat requests
         self._file_polls: dict[str, int] = {}
+        self.active = 0  # requests being handled now
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,7 +100,23 @@ class FakeLLMServer:
             return self.script.popleft() if self.script else self.default
 
     # ------------------------------------------------------------------ protocol
+    def wait_idle(self, timeout_s: float = 10.0) -> None:
+        """Block until no request is being handled (e.g. those a killed client left behind)."""
+        deadline = time.monotonic() + timeout_s
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert not self.active, "the fake server is still busy"
+
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        with self.lock:
+            self.active += 1
+        try:
+            self._route(h, method)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def _route(self, h: BaseHTTPRequestHandler, method: str) -> None:
         length = int(h.headers.get("content-length") or 0)
         body = h.rfile.read(length) if length else b""
         path = h.path.split("?")[0]

@@ -60,6 +60,7 @@ def test_sigkill_mid_run_then_restart_loses_nothing_and_counts_nothing_twice(tmp
         _, err = child.communicate(timeout=30)
         assert child.returncode == -signal.SIGKILL, f"the child ended on its own first: {err.decode()[-2000:]}"
 
+        server.wait_idle()  # the killed child's calls in flight are still being answered
         before = list(read_records(prior_file))
         done_before = {r["name"] for r in before if r["status"] == "ok"}
         answered_before = server.counts["ok_answers"]
