@@ -23,8 +23,15 @@ import numpy as np
 from mer_lib.config import SHARED_SAMPLES_DIR
 from mer_lib.data import Dataset, load_dataset, make_demo_dataset, read_label_file, read_subtitles
 from mer_lib.data.demo import FEATURES
-from mer_lib.priors import (POLICIES, generate_for_dataset, load_priors, make_backend, reliability_table,
-                            reliable_mask, zero_shot_scores)
+from mer_lib.priors import (
+    POLICIES,
+    generate_for_dataset,
+    load_priors,
+    make_backend,
+    reliability_table,
+    reliable_mask,
+    zero_shot_scores,
+)
 from mer_lib.priors.backends.base import Backend, BackendAnswer
 from mer_lib.priors.backends.simulated import PAPER_GEMINI_FLASH_CLASS_ACCURACY, SimulatedBackend
 
@@ -39,8 +46,8 @@ def demo_run(scale: str, work: Path) -> None:
     started = time.perf_counter()
     priors = load_priors(path, classes=ds.classes)
     load_s = time.perf_counter() - started
-    print(f"[1] simulated back-end, demo scale '{scale}': {summary['done']} priors in {summary['elapsed_s']:.2f} s "
-          f"({1e3 * summary['elapsed_s'] / max(summary['done'], 1):.2f} ms/clip); re-run skipped "
+    print(f"[1] simulated back-end, demo scale '{scale}': {summary['done']} priors in "
+          f"{summary['elapsed_s']:.2f} s ({1e3 * summary['elapsed_s'] / max(summary['done'], 1):.2f} ms/clip); re-run skipped "
           f"{again['skipped']} in {again['elapsed_s']:.2f} s; load_priors {load_s:.2f} s; "
           f"store {path.stat().st_size / 1e6:.1f} MB")
     scores = zero_shot_scores(priors, ds, "test_corpus")
@@ -106,9 +113,10 @@ def offline_real(work: Path) -> None:
     priors = load_priors(path, classes=classes)
     scores = zero_shot_scores(priors, ds, "train_corpus")
     print(f"[3] offline back-end on {summary['selected']} real MER2023 clips: {summary['done']} done, "
-          f"{summary['failed']} failed, {summary['elapsed_s']:.2f} s ({summary['elapsed_s'] / len(names):.2f} s/clip)")
-    print(f"    c* on the {scores['n']} labelled clips: accuracy {scores['accuracy']:.1f} (a prosody-only rule; "
-          f"n is tiny)  predicted: {json.dumps({n: p.emotion for n, p in priors.items() if n in truth})}")
+          f"{summary['failed']} failed, {summary['elapsed_s']:.2f} s "
+          f"({summary['elapsed_s'] / len(names):.2f} s/clip)")
+    print(f"    c* on the {scores['n']} labelled clips: accuracy {scores['accuracy']:.1f} "
+          f"(a prosody-only rule; n is tiny)  predicted: {json.dumps({n: p.emotion for n, p in priors.items() if n in truth})}")
 
 
 def main() -> None:

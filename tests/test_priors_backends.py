@@ -7,10 +7,10 @@ import base64
 import json
 
 import pytest
+from test_priors_fakeserver import FakeLLMServer, small_dataset, write_clips
 
 from mer_lib.priors import RetryPolicy, generate_for_dataset, load_priors, make_backend, read_records
 from mer_lib.priors.keys import MissingAPIKey
-from test_priors_fakeserver import FakeLLMServer, small_dataset, write_clips
 
 FAST = RetryPolicy(max_attempts=6, max_malformed_retries=2, base_delay_s=0.001, max_delay_s=0.01)
 KEY = "sk-PLANTED-fake-key-0123456789abcdef"

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections import deque
-from functools import lru_cache
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -86,7 +86,7 @@ class FakeLLMServer:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_port}"
 
-    def __enter__(self) -> "FakeLLMServer":
+    def __enter__(self) -> FakeLLMServer:
         self.thread.start()
         return self
 
@@ -220,7 +220,7 @@ def small_dataset(names, labels, subtitles=None, splits=None, root=Path(".")) ->
                    features={}, subtitles=subs)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _clip_bytes(audio: bool, seconds: float) -> bytes:
     import tempfile
 
@@ -267,9 +267,9 @@ def write_clips(folder: Path, names, audio: bool = True, seconds: float = 0.4) -
 
 # ---------------------------------------------------------------------- tests of the fake itself
 def test_fake_server_speaks_both_protocols_through_the_real_sdks(monkeypatch):
+    import openai
     from google import genai
     from google.genai import types
-    import openai
 
     with FakeLLMServer() as server:
         client = genai.Client(api_key="test-key-123456", http_options=types.HttpOptions(

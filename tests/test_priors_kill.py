@@ -11,8 +11,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from mer_lib.priors import RetryPolicy, generate_for_dataset, load_priors, make_backend, read_records
 from test_priors_fakeserver import FakeLLMServer, small_dataset, write_clips
+
+from mer_lib.priors import RetryPolicy, generate_for_dataset, load_priors, make_backend, read_records
 
 N_CLIPS, CONCURRENCY = 40, 4
 CHILD = r"""

@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from test_priors_fakeserver import small_dataset, write_clips
 
 from mer_lib.config import MER_CLASSES, SHARED_SAMPLES_DIR
 from mer_lib.data import read_label_file, read_subtitles
 from mer_lib.priors import generate_for_dataset, load_priors, make_backend, prior_texts, read_records
 from mer_lib.priors.backends.offline import arousal, band
 from mer_lib.priors.media import decode_audio
-from test_priors_fakeserver import small_dataset, write_clips
 
 
 def openface_csv(path, present: dict[int, float], frames: int = 20):

@@ -5,13 +5,23 @@ import json
 import math
 
 import pytest
+from test_priors_fakeserver import valid_answer
 
 from mer_lib.config import MER_CLASSES
-from mer_lib.priors import (AU_SUPPORT_SETS, FACS_NAMES, MalformedAnswer, Prior, answer_json_schema,
-                            au_consistency, best_matching_emotion, build_prompt, prior_texts, prior_weights)
+from mer_lib.priors import (
+    AU_SUPPORT_SETS,
+    FACS_NAMES,
+    MalformedAnswer,
+    Prior,
+    answer_json_schema,
+    au_consistency,
+    best_matching_emotion,
+    build_prompt,
+    prior_texts,
+    prior_weights,
+)
 from mer_lib.priors.prompt import instructions_part
 from mer_lib.priors.schema import build_prior, parse_answer_text
-from test_priors_fakeserver import valid_answer
 
 PROVENANCE = dict(model="m", backend="gemini", prompt_version="v")
 

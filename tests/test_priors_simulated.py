@@ -12,8 +12,16 @@ from sklearn.linear_model import LogisticRegression
 from mer_lib.config import MER_CLASSES
 from mer_lib.data import load_dataset, make_demo_dataset
 from mer_lib.data.demo import FEATURES
-from mer_lib.priors import (AU_SUPPORT_SETS, PROMPT_VERSION, generate_for_dataset, load_priors, make_backend,
-                            prior_texts, select_samples, zero_shot_scores)
+from mer_lib.priors import (
+    AU_SUPPORT_SETS,
+    PROMPT_VERSION,
+    generate_for_dataset,
+    load_priors,
+    make_backend,
+    prior_texts,
+    select_samples,
+    zero_shot_scores,
+)
 from mer_lib.priors.backends.base import ClipRequest
 from mer_lib.priors.backends.simulated import INCIDENTAL_AUS, PAPER_GEMINI_FLASH_CLASS_ACCURACY
 from mer_lib.priors.schema import build_prior
@@ -105,7 +113,7 @@ def test_prior_texts_carry_the_planted_signal(tiny, tiny_priors):
     priors = load_priors(tiny_priors[0], classes=tiny.classes)
     train = [n for n in tiny.names[tiny.splits == "train_corpus"]]
     test = [n for n in tiny.names[tiny.splits == "test_corpus"]]
-    text = lambda n: " ".join(prior_texts(priors[n]).values())  # noqa: E731
+    text = lambda n: " ".join(prior_texts(priors[n]).values())
     vectorizer = TfidfVectorizer().fit([text(n) for n in train])
     y = {n: tiny.labels[i] for i, n in enumerate(tiny.names)}
     clf = LogisticRegression(max_iter=2000).fit(vectorizer.transform([text(n) for n in train]), [y[n] for n in train])

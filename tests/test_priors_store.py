@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_priors_fakeserver import valid_answer
 
 from mer_lib.config import MER_CLASSES
 from mer_lib.priors import PriorStoreError, latest_status, load_priors, read_records
 from mer_lib.priors.schema import build_prior
 from mer_lib.priors.store import PriorStore, cache_key
-from test_priors_fakeserver import valid_answer
 
 
 def record(name, status="ok", emotion="happy", key=None):
@@ -74,10 +74,9 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 def test_one_writer_at_a_time(tmp_path):
     path = tmp_path / "p.jsonl"
-    with PriorStore(path):
-        with pytest.raises(PriorStoreError, match="another run is writing"):
-            with PriorStore(path):
-                pass
+    with PriorStore(path), pytest.raises(PriorStoreError, match="another run is writing"):
+        with PriorStore(path):
+            pass
     with PriorStore(path) as store:  # released when the first writer closed
         store.append(record("a"))
 

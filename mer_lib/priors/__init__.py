@@ -26,11 +26,16 @@ from .schema import ActionUnit, AudioCues, MalformedAnswer, Prior, answer_json_s
 from .store import PriorStoreError, latest_status, load_priors, read_records
 from .texts import prior_texts, prior_weights
 
-__all__ = [
-    "AU_SUPPORT_SETS", "ActionUnit", "AudioCues", "BACKEND_KINDS", "Backend", "DEFAULT_MIN_AU_CONSISTENCY",
-    "DEFAULT_POLICY", "EMFACS_PROTOTYPES", "FACS_NAMES", "MalformedAnswer", "MissingAPIKey", "POLICIES",
-    "PROMPT_VERSION", "Prior", "PriorStoreError", "RetryPolicy", "answer_json_schema", "au_consistency",
-    "best_matching_emotion", "build_prompt", "generate_for_dataset", "latest_status", "load_priors",
-    "make_backend", "prior_texts", "prior_weights", "read_records", "reliability_table", "reliable_mask",
-    "select_samples", "truth_from_dataset", "zero_shot_scores",
+__all__ = [  # noqa: RUF022 (grouped by what they are for, not alphabetically)
+    # the record and its tables
+    "Prior", "ActionUnit", "AudioCues", "MalformedAnswer", "answer_json_schema", "FACS_NAMES",
+    "AU_SUPPORT_SETS", "EMFACS_PROTOTYPES", "au_consistency", "best_matching_emotion",
+    # generating priors
+    "BACKEND_KINDS", "Backend", "make_backend", "truth_from_dataset", "MissingAPIKey", "PROMPT_VERSION",
+    "build_prompt", "RetryPolicy", "generate_for_dataset", "select_samples",
+    # reading them
+    "PriorStoreError", "load_priors", "latest_status", "read_records", "prior_texts", "prior_weights",
+    # trusting and scoring them
+    "POLICIES", "DEFAULT_POLICY", "DEFAULT_MIN_AU_CONSISTENCY", "reliability_table", "reliable_mask",
+    "zero_shot_scores",
 ]

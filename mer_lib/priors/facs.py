@@ -18,7 +18,7 @@ MER's six classes map onto them as follows (our choices, documented because the 
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 FACS_NAMES: dict[int, str] = {
     1: "Inner Brow Raiser", 2: "Outer Brow Raiser", 4: "Brow Lowerer", 5: "Upper Lid Raiser",

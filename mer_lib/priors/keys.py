@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 _seen_keys: set[str] = set()
 _lock = threading.Lock()

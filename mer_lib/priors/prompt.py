@@ -11,7 +11,7 @@ priors made with another wording are never mistaken for this one's.
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from .facs import FACS_NAMES
 

@@ -18,7 +18,7 @@ with).
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -159,7 +159,7 @@ def zero_shot_scores(priors: Mapping[str, Prior], dataset, split: str, *, missin
         confusion = np.asarray(scores["confusion"])
         scores["confusion"] = confusion[:no_prior, :no_prior].tolist()
         scores["without_prior_per_class"] = dict(zip(classes, confusion[:no_prior, no_prior].tolist()))
-    scores.update(split=split, truth=truth_name, missing=missing, n_split=int(len(idx)),
+    scores.update(split=split, truth=truth_name, missing=missing, n_split=len(idx),
                   n_without_prior=int((~covered).sum()),
                   coverage=float(covered.mean()) if len(idx) else 0.0)
     return scores

@@ -17,11 +17,11 @@ import json
 import random
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -259,7 +259,7 @@ def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
     limiter = RateLimiter(requests_per_minute)
     idx = select_samples(dataset, splits, selection, budget, seed)
     summary = {"backend": backend.kind, "model": backend.model, "prompt_version": PROMPT_VERSION,
-               "prior_file": str(prior_file), "selected": int(len(idx)), "skipped": 0, "done": 0,
+               "prior_file": str(prior_file), "selected": len(idx), "skipped": 0, "done": 0,
                "failed": 0, "calls": 0, "input_tokens": 0, "output_tokens": 0}
     failure_kinds: dict[str, int] = {}
     failure_examples: list[str] = []

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Annotated, Any, Sequence
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -55,7 +56,7 @@ class ActionUnit(BaseModel):
         return parse_au(value)
 
     @model_validator(mode="after")
-    def _has_support(self) -> "ActionUnit":
+    def _has_support(self) -> ActionUnit:
         if self.intensity is None and not self.evidence.strip():
             raise ValueError(f"AU{self.au} has neither an intensity nor evidence text")
         return self
@@ -124,7 +125,7 @@ class Prior(BaseModel):
         return label
 
     @model_validator(mode="after")
-    def _normalise_contributions(self) -> "Prior":
+    def _normalise_contributions(self) -> Prior:
         total = self.w_visual + self.w_audio + self.w_text
         if not total > 0:
             raise ValueError("contributions w_visual, w_audio, w_text are all 0; at least one must be > 0")
@@ -159,8 +160,12 @@ def answer_json_schema(classes: Sequence[str], dialect: str = "json_schema") -> 
     def obj(properties: dict) -> dict:
         return {"type": "object", "properties": properties, "required": list(properties), **closed}
 
-    text = lambda desc: {"type": "string", "description": desc}  # noqa: E731
-    number = lambda desc: {"type": "number", "description": desc}  # noqa: E731
+    def text(desc: str) -> dict:
+        return {"type": "string", "description": desc}
+
+    def number(desc: str) -> dict:
+        return {"type": "number", "description": desc}
+
     au = obj({
         "au": {"type": "integer", "description": "FACS action unit number: 1, 2, 4-39 or 41-46"},
         "intensity": number("intensity from 0 (trace) to 5 (maximum)"),

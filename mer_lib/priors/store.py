@@ -25,8 +25,9 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .keys import redact
 from .schema import Prior
@@ -125,7 +126,7 @@ class PriorStore:
         self._lock_fd: int | None = None
         self._last_sync = time.monotonic()
 
-    def __enter__(self) -> "PriorStore":
+    def __enter__(self) -> PriorStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._acquire_lock()
         self._cut_truncated_tail()

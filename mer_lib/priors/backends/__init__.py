@@ -49,6 +49,6 @@ def make_backend(kind: str, **options) -> Backend:
     raise ValueError(f"unknown prior back-end '{kind}'; choose one of {list(BACKEND_KINDS)}")
 
 
-__all__ = ["BACKEND_KINDS", "Backend", "BackendAnswer", "CallError", "ClipRequest",
-           "PAPER_GEMINI_FLASH_CLASS_ACCURACY", "PermanentError", "SimulatedBackend", "TransientError",
-           "classify_exception", "make_backend", "truth_from_dataset"]
+__all__ = ["BACKEND_KINDS", "PAPER_GEMINI_FLASH_CLASS_ACCURACY", "Backend", "BackendAnswer", "CallError",
+           "ClipRequest", "PermanentError", "SimulatedBackend", "TransientError", "classify_exception",
+           "make_backend", "truth_from_dataset"]

@@ -71,7 +71,8 @@ class GeminiBackend(Backend):
                 media = types.Part.from_bytes(data=path.read_bytes(), mime_type=mime_type(path))
             else:
                 uploaded = self._upload(path)
-                media = types.Part.from_uri(file_uri=uploaded.uri, mime_type=uploaded.mime_type or mime_type(path))
+                media = types.Part.from_uri(file_uri=uploaded.uri,
+                                            mime_type=uploaded.mime_type or mime_type(path))
             config = types.GenerateContentConfig(
                 temperature=self.temperature, max_output_tokens=self.max_output_tokens,
                 response_mime_type="application/json",

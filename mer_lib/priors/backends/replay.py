@@ -61,7 +61,8 @@ def read_replay_file(path: Path) -> dict[str, tuple[dict, str | None]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a JSON file ({exc}). Fix: pass a prior .jsonl or MERR .json.") from None
+        raise ValueError(f"{path}: not a JSON file ({exc}). Fix: pass a prior .jsonl or a MERR "
+                         ".json.") from None
     if isinstance(data, list):  # a list of our prior records
         out = {}
         for item in data:

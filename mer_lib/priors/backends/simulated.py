@@ -19,7 +19,7 @@ prior does not depend on which other clips are asked, in which order or with wha
 from __future__ import annotations
 
 import zlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -80,7 +80,8 @@ class SimulatedBackend(Backend):
 
     def __init__(self, truth: Mapping[str, str], *, seed: int = 0,
                  class_accuracy: Mapping[str, float] = PAPER_GEMINI_FLASH_CLASS_ACCURACY,
-                 default_accuracy: float = 0.75, modality_weights: tuple[float, float, float] = (0.45, 0.35, 0.20),
+                 default_accuracy: float = 0.75,
+                 modality_weights: tuple[float, float, float] = (0.45, 0.35, 0.20),
                  concentration: float = 30.0, model: str = "simulated-gemini-2.0-flash"):
         self.truth = dict(truth)  # sample name -> true class name
         self.seed = seed
@@ -101,13 +102,16 @@ class SimulatedBackend(Backend):
     def generate(self, request: ClipRequest) -> BackendAnswer:
         true = self.truth.get(request.name)
         if true is None:
-            raise PermanentError(f"simulated back-end: no truth for sample '{request.name}'. Fix: build "
-                                 "it with make_backend('simulated', dataset=...) or pass truth={name: class}.")
+            raise PermanentError(f"simulated back-end: no truth for sample '{request.name}'. Fix: build it "
+                                 "with make_backend('simulated', dataset=...) or pass truth={name: class}.")
         classes = request.classes
         rng = np.random.default_rng([self.seed, zlib.crc32(request.name.encode("utf-8"))])
         emotion = self._choose_emotion(true, classes, rng)
         cues = _CUES.get(emotion, _GENERIC_CUES)
-        pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+
+        def pick(options):
+            return options[int(rng.integers(len(options)))]
+
         aus = self._draw_aus(emotion, rng)
         audio_words = [pick(options) for options in cues[:6]]
         w_audio, w_visual, w_text = rng.dirichlet(self.concentration * np.asarray(self.modality_weights))
