@@ -46,8 +46,9 @@ def demo_run(scale: str, work: Path) -> None:
     started = time.perf_counter()
     priors = load_priors(path, classes=ds.classes)
     load_s = time.perf_counter() - started
+    per_clip_ms = 1e3 * summary["elapsed_s"] / max(summary["done"], 1)
     print(f"[1] simulated back-end, demo scale '{scale}': {summary['done']} priors in "
-          f"{summary['elapsed_s']:.2f} s ({1e3 * summary['elapsed_s'] / max(summary['done'], 1):.2f} ms/clip); re-run skipped "
+          f"{summary['elapsed_s']:.2f} s ({per_clip_ms:.2f} ms/clip); re-run skipped "
           f"{again['skipped']} in {again['elapsed_s']:.2f} s; load_priors {load_s:.2f} s; "
           f"store {path.stat().st_size / 1e6:.1f} MB")
     scores = zero_shot_scores(priors, ds, "test_corpus")
@@ -115,8 +116,9 @@ def offline_real(work: Path) -> None:
     print(f"[3] offline back-end on {summary['selected']} real MER2023 clips: {summary['done']} done, "
           f"{summary['failed']} failed, {summary['elapsed_s']:.2f} s "
           f"({summary['elapsed_s'] / len(names):.2f} s/clip)")
+    predicted = {n: p.emotion for n, p in priors.items() if n in truth}
     print(f"    c* on the {scores['n']} labelled clips: accuracy {scores['accuracy']:.1f} "
-          f"(a prosody-only rule; n is tiny)  predicted: {json.dumps({n: p.emotion for n, p in priors.items() if n in truth})}")
+          f"(a prosody-only rule; n is tiny)  predicted: {json.dumps(predicted)}")
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from mer_lib.priors import (
 from mer_lib.priors.backends.base import ClipRequest
 from mer_lib.priors.backends.simulated import INCIDENTAL_AUS, PAPER_GEMINI_FLASH_CLASS_ACCURACY
 from mer_lib.priors.schema import build_prior
+from test_priors_fakeserver import small_dataset
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +150,14 @@ def test_budgeted_run_then_full_run_skips_what_is_done(tiny, tmp_path):
     reseeded = generate_for_dataset(tiny, make_backend("simulated", dataset=tiny, seed=5), path,
                                     splits=["test_corpus"], budget=5, show_progress=False)
     assert reseeded["skipped"] == 0 and reseeded["done"] == 5
+
+
+def test_optional_truth_aus_make_wrong_priors_inconsistent():
+    """With truth_aus_when_wrong=1, AU consistency separates right from wrong c*: the filter has a target."""
+    truth = {f"s{i}": MER_CLASSES[i % 6] for i in range(1200)}
+    priors = simulate(make_backend("simulated", truth=truth, truth_aus_when_wrong=1.0), truth)
+    table = reliability_table(priors, small_dataset(list(truth), list(truth.values())))
+    right = table["agrees_with_label"].astype(bool)
+    assert table.loc[right, "au_consistency"].mean() > 0.8 > 0.5 > table.loc[~right, "au_consistency"].mean()
+    kept = table["reliable"]
+    assert right[kept].mean() > right.mean() + 0.1  # the default filter now raises agreement

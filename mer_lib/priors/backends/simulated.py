@@ -6,7 +6,11 @@ No model reads the demo's synthetic clips (there are none), so this back-end sta
   A wrong c* goes to the truth's confusable neighbour (the demo's confusion map) 60 % of the time,
   else to any other class;
 - the AU list is drawn from the *chosen* emotion's support set S_c (each AU kept with
-  probability 0.85, at least one), plus sometimes an incidental AU (lips part, blink, ...);
+  probability 0.85, at least one), plus sometimes an incidental AU (lips part, blink, ...).
+  Optionally (``truth_aus_when_wrong`` > 0) a share of the wrong answers take their AUs from the
+  truth's support set instead: a model that saw the face right but named it wrong. Such priors
+  are AU-inconsistent, which gives the AU-consistency filter something to find; the default 0
+  keeps every prior self-consistent;
 - I_V, I_A and I_T carry the chosen emotion's cues in words (FACS names, prosody words, a
   reading of the subtitle), so stage 2 can learn from the prior's content: that is the signal
   the demo plants;
@@ -82,19 +86,21 @@ class SimulatedBackend(Backend):
                  class_accuracy: Mapping[str, float] = PAPER_GEMINI_FLASH_CLASS_ACCURACY,
                  default_accuracy: float = 0.75,
                  modality_weights: tuple[float, float, float] = (0.45, 0.35, 0.20),
-                 concentration: float = 30.0, model: str = "simulated-gemini-2.0-flash"):
+                 concentration: float = 30.0, truth_aus_when_wrong: float = 0.0,
+                 model: str = "simulated-gemini-2.0-flash"):
         self.truth = dict(truth)  # sample name -> true class name
         self.seed = seed
         self.class_accuracy = dict(class_accuracy)  # P(c* = truth | truth = c)
         self.default_accuracy = default_accuracy  # for classes not in class_accuracy
         self.modality_weights = tuple(modality_weights)  # mean (audio, video, text) contribution
         self.concentration = concentration  # Dirichlet concentration around modality_weights
+        self.truth_aus_when_wrong = truth_aus_when_wrong  # P(AUs from the truth's set | c* wrong)
         self.model = model
 
     def settings(self) -> dict:
         return {"seed": self.seed, "class_accuracy": self.class_accuracy,
                 "default_accuracy": self.default_accuracy, "modality_weights": self.modality_weights,
-                "concentration": self.concentration}
+                "concentration": self.concentration, "truth_aus_when_wrong": self.truth_aus_when_wrong}
 
     def fingerprint(self, request: ClipRequest) -> str | None:
         return self.truth.get(request.name)
@@ -112,7 +118,8 @@ class SimulatedBackend(Backend):
         def pick(options):
             return options[int(rng.integers(len(options)))]
 
-        aus = self._draw_aus(emotion, rng)
+        seen = true if emotion != true and rng.random() < self.truth_aus_when_wrong else emotion
+        aus = self._draw_aus(seen, rng)
         audio_words = [pick(options) for options in cues[:6]]
         w_audio, w_visual, w_text = rng.dirichlet(self.concentration * np.asarray(self.modality_weights))
         subtitle = request.subtitle_english.strip()
