@@ -19,6 +19,7 @@ from mer_lib.priors import (
     load_priors,
     make_backend,
     prior_texts,
+    reliability_table,
     select_samples,
     zero_shot_scores,
 )
