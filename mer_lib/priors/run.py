@@ -172,7 +172,8 @@ def ask_one(backend: Backend, job: _Job, policy: RetryPolicy, limiter: RateLimit
                                 elapsed_s=round(time.monotonic() - call_started, 3),
                                 input_tokens=tokens["input"], output_tokens=tokens["output"])
         except MalformedAnswer as exc:
-            if malformed_retries < policy.max_malformed_retries:
+            # a model may answer better next time; a local back-end's dict would come back the same
+            if isinstance(reply.answer, str) and malformed_retries < policy.max_malformed_retries:
                 malformed_retries += 1
                 continue
             finish = f" (finish reason: {reply.finish_reason})" if reply.finish_reason else ""
