@@ -1,0 +1,103 @@
+"""The JSONL prior store: append-only, latest success wins, failures never count, a cut last line
+is tolerated, one writer at a time, clear errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_priors_fakeserver import valid_answer
+
+from mer_lib.config import MER_CLASSES
+from mer_lib.priors import PriorStoreError, latest_status, load_priors, read_records
+from mer_lib.priors.schema import build_prior
+from mer_lib.priors.store import PriorStore, cache_key
+
+
+def record(name, status="ok", emotion="happy", key=None):
+    prior = None
+    if status == "ok":
+        prior = build_prior(valid_answer(emotion), name=name, classes=MER_CLASSES, model="m",
+                            backend="gemini", prompt_version="v").model_dump(mode="json")
+    return {"key": key or f"k-{name}-{emotion}", "name": name, "status": status, "model": "m",
+            "prompt_version": "v", "attempts": 1, "prior": prior,
+            "error": None if status == "ok" else "HTTP 500", "raw": None}
+
+
+def test_latest_success_per_name_and_failures_are_never_priors(tmp_path):
+    path = tmp_path / "p.jsonl"
+    with PriorStore(path) as store:
+        store.append(record("a", emotion="sad"))
+        store.append(record("a", emotion="happy"))  # a later success replaces the earlier one
+        store.append(record("b", status="failed"))
+        store.append(record("c"))
+        store.append(record("c", status="failed"))  # a later failure does not erase a success
+    priors = load_priors(path, classes=MER_CLASSES)
+    assert set(priors) == {"a", "c"} and priors["a"].emotion == "happy"
+    assert latest_status(path)["b"]["status"] == "failed"
+    assert len(list(read_records(path))) == 5
+
+
+def test_truncated_last_line_is_tolerated_and_cut_before_the_next_append(tmp_path):
+    path = tmp_path / "p.jsonl"
+    with PriorStore(path) as store:
+        store.append(record("a"))
+    line = json.dumps(record("b"))
+    with open(path, "a") as f:
+        f.write(line[: len(line) // 2])  # what a SIGKILL mid-write leaves
+    assert set(load_priors(path)) == {"a"}
+    with PriorStore(path) as store:
+        store.append(record("c"))
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(x)["name"] in ("a", "c") for x in lines)
+    assert set(load_priors(path)) == {"a", "c"}
+
+
+def test_a_complete_last_line_without_newline_is_kept(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(record("a")))  # hand-written, no trailing newline
+    with PriorStore(path) as store:
+        store.append(record("b"))
+    assert set(load_priors(path)) == {"a", "b"}
+
+
+def test_a_broken_line_in_the_middle_is_a_clear_error(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(record("a")) + "\nnot json\n" + json.dumps(record("b")) + "\n")
+    with pytest.raises(PriorStoreError, match=r"p\.jsonl:2: .*Fix: delete that line"):
+        load_priors(path)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no prior file here.*generate_for_dataset"):
+        load_priors(tmp_path / "nope.jsonl")
+
+
+def test_one_writer_at_a_time(tmp_path):
+    path = tmp_path / "p.jsonl"
+    with PriorStore(path), pytest.raises(PriorStoreError, match="another run is writing"):
+        with PriorStore(path):
+            pass
+    with PriorStore(path) as store:  # released when the first writer closed
+        store.append(record("a"))
+
+
+def test_load_filters_by_model_and_checks_classes(tmp_path):
+    path = tmp_path / "p.jsonl"
+    other = record("b") | {"model": "other"}
+    with PriorStore(path) as store:
+        store.append(record("a"))
+        store.append(other)
+    assert set(load_priors(path, model="m")) == {"a"}
+    assert set(load_priors(path, prompt_version="nope")) == set()
+    with pytest.raises(PriorStoreError, match="not valid here"):
+        load_priors(path, classes=("positive", "negative"))
+
+
+def test_cache_key_changes_with_every_part():
+    base = dict(backend="gemini", model="m", prompt_version="v1", schema="s", settings={"t": 0},
+                name="a", media_sha256="x")
+    key = cache_key(**base)
+    assert key == cache_key(**dict(reversed(base.items())))  # order does not matter
+    for field, value in [("model", "m2"), ("prompt_version", "v2"), ("schema", "s2"),
+                         ("settings", {"t": 1}), ("media_sha256", "y"), ("name", "b")]:
+        assert cache_key(**(base | {field: value})) != key
