@@ -1,6 +1,6 @@
 """Benchmark of prior generation: the demo run, concurrency of the runner, the offline back-end on real clips.
 
-    PYTHONPATH=. python benchmarks/priors_bench.py [--scale demo|tiny] [--skip-real]
+    python benchmarks/bench_priors.py [--scale demo|tiny] [--skip-real]
 
 Prints what it measures; nothing here is a test (speed depends on the machine).
 1. The simulated back-end over every labelled demo clip (train_corpus + test_corpus), then the

@@ -168,3 +168,28 @@ def au_frequency(prior_map: dict, classes: Sequence[str]) -> dict[str, dict[str,
             counts[prior.emotion][str(au)] = counts[prior.emotion].get(str(au), 0) + 1
     return {c: {au: n / totals[c] for au, n in sorted(counts[c].items(), key=lambda kv: int(kv[0]))}
             for c in classes if totals[c]}
+
+
+def prediction_table(ds: Dataset, stage1_run: Stage1Run, stage2_run, inputs, eval_available: np.ndarray,
+                     rows: np.ndarray, cfg) -> "pd.DataFrame":
+    """Per-clip predictions for the inspector: ``name, split, label, stage1_<class>..., stage2_<class>...``
+    (probabilities of one seed's models; stage 2 with the priors that ``eval_available`` lets in)."""
+    import pandas as pd
+
+    from .prior_tuning import predict_stage2
+    from .training import feature_tensors, predict_run
+
+    p1 = predict_run(ds, stage1_run, rows)
+    used = inputs.with_available(eval_available)
+    p2 = []
+    for fit in stage2_run.folds:
+        feats = feature_tensors(ds, next(fit.model.parameters()).device, fit.model.modalities)
+        p2.append(predict_stage2(fit.model, feats, used, rows, cfg))
+    p2 = np.mean(p2, axis=0)
+    table = pd.DataFrame({"name": ds.names[rows], "split": ds.splits[rows],
+                          "label": [ds.classes[y] if y >= 0 else "" for y in ds.labels[rows]],
+                          "has_prior": used.available[rows]})
+    for prefix, probs in (("stage1", p1), ("stage2", p2)):
+        for i, c in enumerate(ds.classes):
+            table[f"{prefix}_{c}"] = probs[:, i].round(5)
+    return table
