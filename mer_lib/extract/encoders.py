@@ -100,14 +100,16 @@ class AudioEncoder:
     """A wav2vec2-family speech model (HuBERT, wav2vec 2.0, WavLM): last four layers summed."""
 
     def __init__(self, model: str | Path, device: torch.device, dtype: torch.dtype):
-        from transformers import AutoFeatureExtractor, AutoModel
+        from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
-        self.feature_extractor = _load(AutoFeatureExtractor.from_pretrained, model, "audio feature extractor")
-        self.model = _load(AutoModel.from_pretrained, model, "audio model", dtype=dtype).to(device).eval()
-        if not hasattr(self.model, "_get_feat_extract_output_lengths"):
-            raise ModelLoadError(f"{model}: a {self.model.config.model_type!r} model; the audio encoder "
-                                 "expects a wav2vec2-family model (HuBERT, wav2vec 2.0, WavLM), e.g. "
+        config = _load(AutoConfig.from_pretrained, model, "audio model config")
+        if not hasattr(config, "conv_kernel"):  # the wav2vec2 family's convolutional front end
+            raise ModelLoadError(f"{model}: a {config.model_type!r} model; the audio encoder expects a "
+                                 "wav2vec2-family model (HuBERT, wav2vec 2.0, WavLM), e.g. "
                                  "TencentGameMate/chinese-hubert-large. Fix: pass one as audio_model.")
+        self.feature_extractor = _load(AutoFeatureExtractor.from_pretrained, model, "audio feature extractor")
+        self.model = _load(AutoModel.from_pretrained, model, "audio model", config=config,
+                           dtype=dtype).to(device).eval()
         self.device, self.dtype = device, dtype
         self.dim = int(self.model.config.hidden_size)
         self.num_layers = int(self.model.config.num_hidden_layers)
@@ -236,8 +238,10 @@ def _load(loader, model: str | Path, what: str, **kwargs):
         fix = ("it must hold config.json, the weights and the preprocessing files that save_pretrained "
                "writes" if local else "pass a local folder (save_pretrained), or a hub id while the hub "
                                       "is reachable (no HF_HUB_OFFLINE)")
-        raise ModelLoadError(f"{model}: cannot load the {what} ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}). Fix: {fix}.") from exc
+        reason = (str(exc).splitlines() or [""])[0]
+        reason = reason if len(reason) <= 300 else reason[:300] + " ..."
+        raise ModelLoadError(f"{model}: cannot load the {what} ({type(exc).__name__}: {reason}). "
+                             f"Fix: {fix}.") from exc
 
 
 @contextlib.contextmanager

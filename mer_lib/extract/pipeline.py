@@ -342,11 +342,11 @@ def _run(plan: _Plan, task: _Task, cfg: ExtractConfig) -> ModalityResult:
     result = ModalityResult(plan.modality, plan.model, [f.name for f in plan.folders.values()])
     todo = [n for n in plan.names if not plan.is_done(n)]
     result.skipped = len(plan.names) - len(todo)
-    if not todo:  # nothing to do: do not even load the model
+    if not todo:  # nothing to do
         result.seconds = time.perf_counter() - start
         return result
     report = _Report(plan)
-    encoder = task.load()
+    encoder = None  # loaded on the first clip that decodes: a re-run over only broken clips loads nothing
     bar = progress(total=len(todo), desc=f"{plan.modality}: {plan.base}", disable=not cfg.progress)
 
     def fail(name: str, error: BaseException) -> None:
@@ -355,6 +355,9 @@ def _run(plan: _Plan, task: _Task, cfg: ExtractConfig) -> ModalityResult:
         bar.update(1)
 
     def flush(pending: list[tuple[str, Any, int, dict]]) -> None:
+        nonlocal encoder
+        if encoder is None:
+            encoder = task.load()
         for (name, _, _, details), outcome in zip(pending, _encode_isolating_failures(task, encoder, pending)):
             if isinstance(outcome, BaseException):
                 fail(name, outcome)
@@ -390,7 +393,7 @@ def _run(plan: _Plan, task: _Task, cfg: ExtractConfig) -> ModalityResult:
     finally:
         bar.close()
         report.save()
-        del encoder  # free the GPU before the next modality's model
+        encoder = None  # free the GPU before the next modality's model
         _empty_cuda_cache()
     result.seconds = time.perf_counter() - start
     return result
