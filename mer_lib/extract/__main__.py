@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     precision.add_argument("--half", dest="half", action="store_true", default=None,
                            help="float16 (default: on a GPU only)")
     precision.add_argument("--no-half", dest="half", action="store_false", help="float32 everywhere")
-    p.add_argument("--workers", dest="num_workers", type=int, default=d.num_workers, help="decode threads")
+    p.add_argument("--workers", dest="num_workers", type=int, default=d.num_workers,
+                   help="decode threads (default: one per CPU core, up to 8)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     return p
 

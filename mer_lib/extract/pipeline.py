@@ -14,6 +14,7 @@ with the reason and gets no file, so the next run tries it again.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -71,7 +72,8 @@ class ExtractConfig:
     text_batch_size: int = 32  # subtitles per language-model forward pass (padded and masked)
     device: str = "auto"  # "auto" (a GPU when torch sees one), "cpu", "cuda", "cuda:1", ...
     half: bool | None = None  # float16 weights; None: on a GPU only (as MERTools' model.half())
-    num_workers: int = 2  # threads decoding clips and cropping faces while the model runs
+    num_workers: int | None = None  # threads decoding clips and cropping faces while the model runs;
+    # None: one per CPU core up to 8 (decoding and the face cascade are the CPU-bound part)
     progress: bool = True  # progress bars (mer_lib.progress; plain log lines under papermill)
 
     def check(self) -> None:
@@ -134,7 +136,8 @@ class ModalityResult:
 class ExtractSummary:
     out_root: Path
     results: list[ModalityResult]
-    report_files: list[Path]
+    report_files: list[Path]  # extract-reports/<folder>.json of each modality
+    num_workers: int  # decode threads used
 
     @property
     def failures(self) -> dict[tuple[str, str], str]:
@@ -176,6 +179,8 @@ def extract_features(config: ExtractConfig | None = None, /, **settings: Any) ->
     """
     cfg = replace(config or ExtractConfig(), **settings)
     cfg.check()
+    if cfg.num_workers is None:
+        cfg = replace(cfg, num_workers=min(8, os.cpu_count() or 1))
     out_root = Path(cfg.out_root).expanduser()
     clip_paths = list_clips(Path(cfg.clips_dir)) if cfg.clips_dir is not None else {}
     subtitles = read_subtitles(Path(cfg.subtitle_file)) if cfg.text_model else None
@@ -199,7 +204,7 @@ def extract_features(config: ExtractConfig | None = None, /, **settings: Any) ->
     for plan in plans:
         task = tasks[plan.modality](cfg, clip_paths, subtitles, device, dtype)
         results.append(_run(plan, task, cfg))
-    return ExtractSummary(out_root, results, [p.report_path for p in plans])
+    return ExtractSummary(out_root, results, [p.report_path for p in plans], cfg.num_workers)
 
 
 def list_clips(clips_dir: Path) -> dict[str, Path]:
