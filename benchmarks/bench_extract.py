@@ -116,8 +116,13 @@ def main() -> None:
 
     from mer_lib.extract import extract_features, list_clips
     from mer_lib.extract.decode import read_audio, read_video_frames
-    from mer_lib.extract.encoders import (AudioEncoder, ImageEncoder, TextEncoder, resolve_device,
-                                          resolve_dtype)
+    from mer_lib.extract.encoders import (
+        AudioEncoder,
+        ImageEncoder,
+        TextEncoder,
+        resolve_device,
+        resolve_dtype,
+    )
     from mer_lib.extract.faces import FaceCropper
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mer-bench-extract-"))
@@ -137,8 +142,8 @@ def main() -> None:
                       clips.values())
     frames = sum(len(v.frames) for v in videos)
     seconds_of_video = sum(v.duration for v in videos)
-    rows.append(("decode video (1 thread)", t, n, f"{frames / t:.0f} sampled frames/s, "
-                                                  f"{seconds_of_video / t:.0f} s of video/s"))
+    rows.append(("decode video (1 thread)", t, n,
+                 f"{frames / t:.0f} sampled frames/s, {seconds_of_video / t:.0f} s of video/s"))
     cropper = FaceCropper()
     t, crops = timed(lambda v: [cropper(f) for f in v.frames], videos)
     found = sum(ok for clip in crops for _, ok in clip)

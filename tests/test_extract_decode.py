@@ -6,8 +6,13 @@ import pytest
 
 from mer_lib.extract.decode import AUDIO_SAMPLE_RATE, ClipError, read_audio, read_video_frames
 from mer_lib.extract.faces import FaceCropConfig, FaceCropper, crop_square, resize_short_side
-from tests.test_extract_support import (SAMPLE_CLIPS, grey_level, real_samples, write_broken_clips,  # noqa: F401
-                                        write_clip)
+from tests.test_extract_support import (
+    SAMPLE_CLIPS,
+    grey_level,
+    require_samples,
+    write_broken_clips,
+    write_clip,
+)
 
 
 def test_frames_are_sampled_at_the_requested_rate(tmp_path):
@@ -91,7 +96,8 @@ def test_frames_without_a_face_fall_back_to_the_whole_frame():
         FaceCropper(FaceCropConfig(detector="mtcnn"))
 
 
-def test_haar_finds_the_face_in_a_real_close_up(real_samples):
+def test_haar_finds_the_face_in_a_real_close_up():
+    require_samples()
     # sample_00000167 is a frontal close-up: the cascade finds a face in every sampled frame
     video = read_video_frames(SAMPLE_CLIPS / "sample_00000167.mp4", fps=1.0, max_seconds=2.0)
     cropper = FaceCropper(FaceCropConfig(out_size=64))
@@ -99,7 +105,7 @@ def test_haar_finds_the_face_in_a_real_close_up(real_samples):
     assert all(found for _, found in results)
     box = cropper.detect(video.frames[0])
     height, width = video.frames[0].shape[:2]
-    x, y, w, h = box
+    x, y, _, h = box
     assert 0.1 * height < h < 0.9 * height and 0 <= x < width and 0 <= y < height
     assert all(img.shape == (64, 64, 3) for img, _ in results)
     # the crop is not the whole frame: it differs from a centre crop of the frame

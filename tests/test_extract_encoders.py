@@ -10,22 +10,28 @@ import numpy as np
 import pytest
 import torch
 
-from mer_lib.extract.encoders import (AudioEncoder, ImageEncoder, ModelLoadError, TextEncoder,
-                                      model_basename, read_sentence_transformers_recipe)
-from tests.test_extract_support import SUBTITLE_TEXTS, tiny_models  # noqa: F401
+from mer_lib.extract.encoders import (
+    AudioEncoder,
+    ImageEncoder,
+    ModelLoadError,
+    TextEncoder,
+    model_basename,
+    read_sentence_transformers_recipe,
+)
+from tests.test_extract_support import SUBTITLE_TEXTS, tiny_models
 
 CPU, F32 = torch.device("cpu"), torch.float32
 
 
-def test_clip_image_features_match_get_image_features(tiny_models):
+def test_clip_image_features_match_get_image_features():
     from transformers import AutoImageProcessor, CLIPModel
 
-    encoder = ImageEncoder(tiny_models["video"], CPU, F32)
+    encoder = ImageEncoder(tiny_models()["video"], CPU, F32)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, size=(224, 224 + 20 * i, 3), dtype=np.uint8) for i in range(3)]
     ours = encoder.embed_images(images)
-    full = CLIPModel.from_pretrained(tiny_models["video"]).eval()
-    pixels = AutoImageProcessor.from_pretrained(tiny_models["video"])(images=images, return_tensors="pt")
+    full = CLIPModel.from_pretrained(tiny_models()["video"]).eval()
+    pixels = AutoImageProcessor.from_pretrained(tiny_models()["video"])(images=images, return_tensors="pt")
     with torch.no_grad():
         ref = full.get_image_features(pixel_values=pixels["pixel_values"])
     ref = ref if torch.is_tensor(ref) else ref.pooler_output  # transformers 5 returns an output object
@@ -34,15 +40,15 @@ def test_clip_image_features_match_get_image_features(tiny_models):
     assert np.abs(ours[0] - ours[1]).max() > 1e-3  # different images, different features
 
 
-def test_hubert_last_four_layers_summed_and_batch_equals_one_by_one(tiny_models):
+def test_hubert_last_four_layers_summed_and_batch_equals_one_by_one():
     from transformers import HubertModel, Wav2Vec2FeatureExtractor
 
-    encoder = AudioEncoder(tiny_models["audio"], CPU, F32)
+    encoder = AudioEncoder(tiny_models()["audio"], CPU, F32)
     rng = np.random.default_rng(1)
     waves = [rng.normal(scale=0.1, size=n).astype(np.float32) for n in (11_200, 20_800, 32_000)]
     batched = encoder.encode(waves)
-    model = HubertModel.from_pretrained(tiny_models["audio"]).eval()
-    extractor = Wav2Vec2FeatureExtractor.from_pretrained(tiny_models["audio"])
+    model = HubertModel.from_pretrained(tiny_models()["audio"]).eval()
+    extractor = Wav2Vec2FeatureExtractor.from_pretrained(tiny_models()["audio"])
     for wave, (frames, utterance) in zip(waves, batched):
         values = extractor(wave, sampling_rate=16_000, return_tensors="pt")["input_values"]
         with torch.no_grad():
@@ -55,15 +61,15 @@ def test_hubert_last_four_layers_summed_and_batch_equals_one_by_one(tiny_models)
     assert encoder.num_layers >= 4
 
 
-def test_bloom_last_four_layers_over_subtitle_tokens(tiny_models):
+def test_bloom_last_four_layers_over_subtitle_tokens():
     from transformers import AutoModel, AutoTokenizer
 
-    encoder = TextEncoder(tiny_models["text"], CPU, F32)
+    encoder = TextEncoder(tiny_models()["text"], CPU, F32)
     assert encoder.pooling == "layers"  # a causal LM: the MER toolkit's recipe
     texts = SUBTITLE_TEXTS + ["words the tokenizer never saw in training, 从来没见过的句子"]  # and one empty
     batched = encoder.encode(texts)
-    model = AutoModel.from_pretrained(tiny_models["text"]).eval()
-    tokenizer = AutoTokenizer.from_pretrained(tiny_models["text"])
+    model = AutoModel.from_pretrained(tiny_models()["text"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models()["text"])
     for text, (frames, utterance) in zip(texts, batched):
         if not text:  # MERTools writes zeros for an empty subtitle
             assert not frames.any() and not utterance.any() and utterance.shape == (encoder.dim,)
@@ -97,11 +103,11 @@ def test_minilm_sentence_recipe_matches_sentence_transformers():
     assert abs(np.linalg.norm(layered) - 1.0) > 0.1
 
 
-def test_wrong_or_missing_models_are_named_with_a_fix(tiny_models, tmp_path):
+def test_wrong_or_missing_models_are_named_with_a_fix(tmp_path):
     with pytest.raises(ModelLoadError, match="expects a CLIP checkpoint.*Fix"):
-        ImageEncoder(tiny_models["audio"], CPU, F32)
+        ImageEncoder(tiny_models()["audio"], CPU, F32)
     with pytest.raises(ModelLoadError, match="wav2vec2-family"):
-        AudioEncoder(tiny_models["video"], CPU, F32)
+        AudioEncoder(tiny_models()["video"], CPU, F32)
     with pytest.raises(ModelLoadError) as info:
         TextEncoder(tmp_path / "no-such-model", CPU, F32)
     assert "no-such-model" in str(info.value) and "Fix:" in str(info.value)

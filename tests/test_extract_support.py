@@ -1,4 +1,4 @@
-"""Helpers and fixtures for the extraction tests: clips written with PyAV, tiny random encoders.
+"""Helpers for the extraction tests: clips written with PyAV, tiny random encoders.
 
 Generated clips carry planted signal: frame i of a video is a flat grey of level ``grey_level(i)``
 (so a test can tell which frames were sampled), and the audio is a pure tone (so a test can find
@@ -6,6 +6,9 @@ its frequency after resampling).
 """
 from __future__ import annotations
 
+import atexit
+import functools
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -42,7 +45,7 @@ def write_clip(path: Path, *, seconds: float = 2.0, fps: int = 10, size=(64, 48)
             astream = out.add_stream("aac", rate=sample_rate)
             astream.layout = "stereo"
         if vstream is not None:
-            n = int(round(seconds * fps)) if frames is None else frames
+            n = round(seconds * fps) if frames is None else frames
             for i in range(n):
                 img = np.full((size[1], size[0], 3), grey_level(i), dtype=np.uint8)
                 frame = av.VideoFrame.from_ndarray(img, format="rgb24")
@@ -88,12 +91,15 @@ def write_zero_length(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    """Tiny random CLIP, HuBERT and BLOOM saved with save_pretrained (built once per session)."""
+@functools.cache
+def tiny_models() -> dict[str, Path]:
+    """Tiny random CLIP, HuBERT and BLOOM saved with save_pretrained (built once per test session,
+    removed at exit)."""
     from mer_lib.extract.random_models import make_bloom, make_clip, make_hubert
 
-    root = tmp_path_factory.mktemp("models")
+    folder = tempfile.TemporaryDirectory(prefix="mer-extract-models-")
+    atexit.register(folder.cleanup)
+    root = Path(folder.name)
     texts = SUBTITLE_TEXTS * 20
     if SAMPLE_SUBTITLES.exists():
         import pandas as pd
@@ -102,8 +108,8 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
             "text": make_bloom(root / "bloom-tiny", texts)}
 
 
-@pytest.fixture
-def real_samples():
+def require_samples() -> Path:
+    """The real MER2023 samples folder, or skip the test (as on a user's machine)."""
     if not (SAMPLE_CLIPS.is_dir() and SAMPLE_SUBTITLES.exists()):
         pytest.skip(f"real MER2023 sample clips not found at {SHARED_SAMPLES_DIR}")
     return SHARED_SAMPLES_DIR

@@ -7,7 +7,14 @@ bloom-7b1, or a sentence encoder), and the resumable, reported run (:mod:`.pipel
 """
 from .decode import ClipError
 from .encoders import ModelLoadError
-from .pipeline import ExtractConfig, ExtractError, ExtractSummary, ModalityResult, extract_features, list_clips
+from .pipeline import (
+           ExtractConfig,
+           ExtractError,
+           ExtractSummary,
+           ModalityResult,
+           extract_features,
+           list_clips,
+)
 
 __all__ = ["ClipError", "ExtractConfig", "ExtractError", "ExtractSummary", "ModalityResult", "ModelLoadError",
            "extract_features", "list_clips"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..data import DataError
 from .encoders import ModelLoadError
 from .pipeline import ExtractConfig, ExtractError, extract_features
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args["levels"] = tuple(dict.fromkeys(args["levels"]))
     try:
         summary = extract_features(ExtractConfig(**args))
-    except (ExtractError, ModelLoadError) as exc:
+    except (ExtractError, ModelLoadError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary)

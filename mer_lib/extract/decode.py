@@ -86,7 +86,7 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray
                                   "(its video and text can still be extracted), or add the sound track.")
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLE_RATE)
-        limit = None if max_seconds is None else int(round(max_seconds * AUDIO_SAMPLE_RATE))
+        limit = None if max_seconds is None else round(max_seconds * AUDIO_SAMPLE_RATE)
         chunks, n = [], 0
         try:
             for frame in container.decode(stream):

@@ -47,7 +47,7 @@ class FaceCropper:
             self._per_thread.cascade = load_haar_cascade()  # fail now, not in a worker thread
 
     @property
-    def cascade(self) -> "cv2.CascadeClassifier":
+    def cascade(self) -> cv2.CascadeClassifier:
         if not hasattr(self._per_thread, "cascade"):
             self._per_thread.cascade = load_haar_cascade()
         return self._per_thread.cascade
@@ -72,10 +72,10 @@ class FaceCropper:
         if len(boxes) == 0:
             return None
         x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])  # the main speaker is usually the biggest face
-        return tuple(int(round(v / scale)) for v in (x, y, w, h))
+        return tuple(round(v / scale) for v in (x, y, w, h))
 
 
-def load_haar_cascade() -> "cv2.CascadeClassifier":
+def load_haar_cascade() -> cv2.CascadeClassifier:
     fix = ("Fix: pip install 'opencv-python-headless>=4.9,<5' (OpenCV 5 removed the cascade detector), "
            "or pass face_detector='none' to use whole frames.")
     if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
@@ -91,11 +91,11 @@ def crop_square(frame: np.ndarray, box: tuple[int, int, int, int], margin: float
     """Square crop around ``box`` grown by ``margin`` per side, shifted to stay inside the frame."""
     height, width = frame.shape[:2]
     x, y, w, h = box
-    side = int(round(max(w, h) * (1 + 2 * margin)))
+    side = round(max(w, h) * (1 + 2 * margin))
     side = min(side, height, width)
     cx, cy = x + w / 2, y + h / 2
-    left = int(round(min(max(cx - side / 2, 0), width - side)))
-    top = int(round(min(max(cy - side / 2, 0), height - side)))
+    left = round(min(max(cx - side / 2, 0), width - side))
+    top = round(min(max(cy - side / 2, 0), height - side))
     crop = frame[top:top + side, left:left + side]
     interpolation = cv2.INTER_AREA if side > out_size else cv2.INTER_CUBIC
     return cv2.resize(crop, (out_size, out_size), interpolation=interpolation)

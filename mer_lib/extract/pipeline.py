@@ -17,11 +17,12 @@ import json
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +31,15 @@ from ..config import DATA_DIR
 from ..data import read_subtitles
 from ..progress import progress
 from .decode import ClipError, read_audio, read_video_frames
-from .encoders import (TEXT_POOLINGS, AudioEncoder, ImageEncoder, TextEncoder, model_basename,
-                       resolve_device, resolve_dtype)
+from .encoders import (
+    TEXT_POOLINGS,
+    AudioEncoder,
+    ImageEncoder,
+    TextEncoder,
+    model_basename,
+    resolve_device,
+    resolve_dtype,
+)
 from .faces import FACE_DETECTORS, FaceCropConfig, FaceCropper
 
 CLIP_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts")
@@ -197,7 +205,7 @@ def extract_features(config: ExtractConfig | None = None, /, **settings: Any) ->
                     list(clip_paths) if cfg.clips_dir is not None else list(subtitles.index))
             else:
                 names = cfg.names if cfg.names is not None else list(clip_paths)
-            plan = _Plan(modality, str(model), out_root, _folder_base(cfg, modality), cfg, sorted(names))
+            plan = _Plan(modality, str(model), out_root, _folder_base(cfg, modality), cfg, sorted(set(names)))
             plan.check_resume()
             plans.append(plan)
     results = []
@@ -256,7 +264,8 @@ class _Plan:
         features = self.out_root / "features"
         self.folders = {level: features / f"{self.base}-{level}" for level in self.cfg.levels}
         self.report_path = self.out_root / REPORTS_DIR / f"{self.base}.json"
-        self.recipe = {"model": self.model, **_recipe(self.cfg, self.modality)}
+        # the model by its basename: the same checkpoint may sit at another path on another machine
+        self.recipe = {"model": model_basename(self.model), **_recipe(self.cfg, self.modality)}
 
     def outputs(self, name: str) -> dict[str, Path]:
         return {level: folder / f"{name}.npy" for level, folder in self.folders.items()}
@@ -307,7 +316,7 @@ def _video_task(cfg, clip_paths, subtitles, device, dtype) -> _Task:
         embeddings = np.concatenate([encoder.embed_images(images[i:i + step])
                                      for i in range(0, len(images), step)])  # (sum T, D)
         bounds = np.cumsum([0] + [len(c) for c in clips])
-        return [(embeddings[a:b], embeddings[a:b].mean(axis=0)) for a, b in zip(bounds[:-1], bounds[1:])]
+        return [(embeddings[a:b], embeddings[a:b].mean(axis=0)) for a, b in pairwise(bounds)]
 
     return _Task(lambda: ImageEncoder(cfg.video_model, device, dtype), prepare, encode,
                  cfg.video_batch_size, cfg.num_workers)
@@ -316,7 +325,7 @@ def _video_task(cfg, clip_paths, subtitles, device, dtype) -> _Task:
 def _audio_task(cfg, clip_paths, subtitles, device, dtype) -> _Task:
     def prepare(name):
         wave = read_audio(_clip_path(clip_paths, name, cfg), max_seconds=cfg.max_seconds)
-        return wave, 1, {"audio_ms": int(round(wave.size / 16))}
+        return wave, 1, {"audio_ms": round(wave.size / 16)}
 
     return _Task(lambda: AudioEncoder(cfg.audio_model, device, dtype), prepare,
                  lambda encoder, waves: encoder.encode(waves), cfg.audio_batch_size, cfg.num_workers)
@@ -477,7 +486,7 @@ class _Report:
 
     def save(self) -> None:
         plan = self.plan
-        doc = {"modality": plan.modality, "recipe": plan.recipe,
+        doc = {"modality": plan.modality, "model": plan.model, "recipe": plan.recipe,
                "folders": [str(f) for f in plan.folders.values()],
                "settings": {k: v for k, v in asdict(plan.cfg).items() if k in _REPORTED_SETTINGS},
                "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),

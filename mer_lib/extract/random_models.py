@@ -12,8 +12,8 @@ weights are initialised and how they are stored (full-size BLOOM: build on a GPU
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 
