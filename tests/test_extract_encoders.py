@@ -117,3 +117,18 @@ def test_folder_names_come_from_the_model_basename():
     assert model_basename("openai/clip-vit-large-patch14") == "clip-vit-large-patch14"
     assert model_basename("/models/chinese-hubert-large/") == "chinese-hubert-large"
     assert model_basename("bigscience/bloom-7b1") == "bloom-7b1"
+
+
+def test_half_precision_path_gives_float32_features_close_to_full_precision():
+    # the GPU path (float16 weights and inputs) exercised on CPU: same numbers to fp16 accuracy
+    models, rng, f16 = tiny_models(), np.random.default_rng(2), torch.float16
+    images = [rng.integers(0, 256, size=(224, 224, 3), dtype=np.uint8) for _ in range(2)]
+    full, half = (ImageEncoder(models["video"], CPU, d).embed_images(images) for d in (F32, f16))
+    assert half.dtype == np.float32 and np.abs(full - half).max() < 0.02 * np.abs(full).max()
+    waves = [rng.normal(scale=0.1, size=n).astype(np.float32) for n in (16_000, 24_000)]
+    full, half = (AudioEncoder(models["audio"], CPU, d).encode(waves) for d in (F32, f16))
+    for (_, a), (_, b) in zip(full, half):
+        assert b.dtype == np.float32 and np.abs(a - b).max() < 0.02 * np.abs(a).max()
+    full, half = (TextEncoder(models["text"], CPU, d).encode(SUBTITLE_TEXTS[:3]) for d in (F32, f16))
+    for (_, a), (_, b) in zip(full, half):
+        assert b.dtype == np.float32 and np.abs(a - b).max() < 0.02 * np.abs(a).max()
