@@ -102,17 +102,20 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", choices=["tiny", "full"], default="tiny", help="stand-in model size")
     p.add_argument("--device", default="auto", help="cpu, cuda, auto (default: auto)")
-    p.add_argument("--encoders", nargs="+", choices=["video", "audio", "text"], default=["video", "audio", "text"],
+    p.add_argument("--encoders", nargs="+", choices=["video", "audio", "text"],
+                   default=["video", "audio", "text"],
                    help="which encoders to time (full-size BLOOM needs a GPU; CLIP and HuBERT run on CPU)")
     p.add_argument("--fps", type=float, default=2.0, help="video frames sampled per second")
     p.add_argument("--max-seconds", type=float, default=None, help="decode at most this much of each clip")
     p.add_argument("--video-batch-size", type=int, default=32)
     p.add_argument("--audio-batch-size", type=int, default=8)
     p.add_argument("--text-batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=None, help="decode threads end to end (default: the pipeline's)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decode threads end to end (default: the pipeline's)")
     p.add_argument("--generated", action="store_true", help="generated clips even where the samples exist")
     p.add_argument("--generated-clips", type=int, default=16)
-    p.add_argument("--workdir", type=Path, default=None, help="where models and outputs go (default: a temp dir)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="where models and outputs go (default: a temp dir)")
     args = p.parse_args()
 
     import pandas as pd
@@ -156,7 +159,8 @@ def main() -> None:
     found = sum(ok for clip in crops for _, ok in clip)
     rows.append(("face crop, Haar (1 thread)", t, n, f"{frames / t:.0f} frames/s, face in {found}/{frames}"))
     t, waves = timed(lambda path: read_audio(path, max_seconds=args.max_seconds), clips.values())
-    rows.append(("decode audio (1 thread)", t, n, f"{sum(w.size for w in waves) / 16_000 / t:.0f} s of audio/s"))
+    audio_seconds = sum(w.size for w in waves) / 16_000
+    rows.append(("decode audio (1 thread)", t, n, f"{audio_seconds / t:.0f} s of audio/s"))
 
     def run_encoder(encode, inputs, batch):
         encode(inputs[:batch])  # warm-up (kernels, allocator)
@@ -179,7 +183,7 @@ def main() -> None:
         encoder = AudioEncoder(models["audio"], device, dtype)
         t = run_encoder(encoder.encode, waves, args.audio_batch_size)
         rows.append((f"HuBERT {args.size} (batch {args.audio_batch_size} clips)", t, n,
-                     f"{sum(w.size for w in waves) / 16_000 / t:.0f} s of audio/s"))
+                     f"{audio_seconds / t:.0f} s of audio/s"))
     if "text" in models:
         encoder = TextEncoder(models["text"], device, dtype)
         t = run_encoder(encoder.encode, texts, args.text_batch_size)
@@ -209,8 +213,9 @@ def main() -> None:
         print(f"{stage:{width}s} {seconds:8.2f} {rate:8.2f} {MER2024_CLIPS / rate / 3600:21.1f} h  {extra}")
     stages = {r[0].split(" (")[0]: r[2] / r[1] for r in rows[:-1]}  # single stages, not end to end
     slowest = min(stages, key=stages.get)
+    video_side = 1 / (1 / stages["decode video"] + 1 / stages["face crop, Haar"])
     print(f"\nslowest stage: {slowest} ({stages[slowest]:.2f} clips/s); decode video + faces "
-          f"together: {1 / (1 / stages['decode video'] + 1 / stages['face crop, Haar']):.2f} clips/s per thread")
+          f"together: {video_side:.2f} clips/s per thread")
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -30,7 +30,8 @@ def corpus(tmp_path):
     subtitles = pd.DataFrame({"name": names, "chinese": [chinese.get(n, "坏掉的片段") for n in names],
                               "english": ["some words"] * len(names)})
     subtitles.to_csv(tmp_path / "subtitles.csv", index=False)
-    return {"clips": clips, "subtitles": tmp_path / "subtitles.csv", "broken": broken, "out": tmp_path / "out"}
+    return {"clips": clips, "subtitles": tmp_path / "subtitles.csv", "broken": broken,
+            "out": tmp_path / "out"}
 
 
 def run(corpus, models, **settings):
@@ -63,9 +64,10 @@ def test_run_writes_the_mer_layout_reports_broken_clips_and_a_second_run_does_no
     for name, seconds in (("a_talk", 2.0), ("b_talk", 3.0), ("c_talk", 1.5)):
         frames = np.load(feats / "clip-vit-tiny-FRA" / f"{name}.npy")
         assert frames.shape == (int(np.ceil(seconds * 2)), 24) and frames.dtype == np.float32  # 2 fps
-        np.testing.assert_allclose(np.load(feats / "clip-vit-tiny-UTT" / f"{name}.npy"), frames.mean(0), atol=1e-6)
+        utterance = np.load(feats / "clip-vit-tiny-UTT" / f"{name}.npy")
+        np.testing.assert_allclose(utterance, frames.mean(0), atol=1e-6)
         speech = np.load(feats / "chinese-hubert-tiny-FRA" / f"{name}.npy")
-        assert abs(speech.shape[0] - 50 * seconds) <= 3 and speech.shape[1] == 32  # 50 frames/s (+AAC priming)
+        assert abs(speech.shape[0] - 50 * seconds) <= 3 and speech.shape[1] == 32  # 50/s (+ AAC priming)
         np.testing.assert_allclose(np.load(feats / "chinese-hubert-tiny-UTT" / f"{name}.npy"), speech.mean(0),
                                    atol=1e-5)
     assert not np.load(feats / "bloom-tiny-UTT" / "c_talk.npy").any()  # empty subtitle -> zeros (MERTools)
@@ -80,9 +82,11 @@ def test_run_writes_the_mer_layout_reports_broken_clips_and_a_second_run_does_no
     write_labels(out / "label-6way.npz", {"train_corpus": {"a_talk": "happy", "b_talk": "sad"},
                                           "test_corpus": {"c_talk": "angry"}})
     data = load_dataset(out, features={"video": "clip-vit-tiny", "audio": "chinese-hubert-tiny",
-                                       "text": "bloom-tiny"}, subtitle_file=None, use_cache=False, progress=False)
+                                       "text": "bloom-tiny"},
+                        subtitle_file=None, use_cache=False, progress=False)
     assert list(data.names) == list(GOOD) and data.dims == {"video": 24, "audio": 32, "text": 32}
-    np.testing.assert_allclose(data.features["audio"][1], np.load(feats / "chinese-hubert-tiny-UTT" / "b_talk.npy"))
+    b_talk = np.load(feats / "chinese-hubert-tiny-UTT" / "b_talk.npy")
+    np.testing.assert_allclose(data.features["audio"][1], b_talk)
 
     # a second run writes nothing and loads no model (only broken clips are left, and they fail in decoding)
     stamps = {p: p.stat().st_mtime_ns for p in feats.rglob("*.npy")}
@@ -110,11 +114,12 @@ def test_resume_redoes_only_missing_files_and_batches_do_not_change_numbers(corp
                                reference[(feats / "clip-vit-tiny-UTT" / "b_talk.npy").relative_to(feats)],
                                atol=1e-6)
     # one frame / one clip per forward pass gives the same features as packed, padded batches
-    single = run(corpus, tiny_models(), names=names, text_model=None, out_root=corpus["out"].parent / "single",
+    single_root = corpus["out"].parent / "single"
+    single = run(corpus, tiny_models(), names=names, text_model=None, out_root=single_root,
                  video_batch_size=1, audio_batch_size=1, num_workers=0)
     assert [r.done for r in single.results] == [3, 3]
     for rel, array in reference.items():
-        np.testing.assert_allclose(np.load(corpus["out"].parent / "single" / "features" / rel), array, atol=1e-5)
+        np.testing.assert_allclose(np.load(single_root / "features" / rel), array, atol=1e-5)
 
 
 def test_a_folder_made_with_other_settings_is_not_mixed(corpus):
@@ -152,7 +157,8 @@ def test_settings_are_checked_before_any_work(corpus, tmp_path):
     with pytest.raises(ExtractError, match="text_model needs subtitle_file"):
         extract_features(text_model=tiny_models()["text"], out_root=tmp_path)
     with pytest.raises(ExtractError, match="levels"):
-        extract_features(clips_dir=corpus["clips"], video_model=tiny_models()["video"], levels=("UTT", "FRAMES"))
+        extract_features(clips_dir=corpus["clips"], video_model=tiny_models()["video"],
+                         levels=("UTT", "FRAMES"))
     with pytest.raises(TypeError):
         extract_features(clips_dir=corpus["clips"], video_modle=tiny_models()["video"])  # a typo is an error
     write_clip(corpus["clips"] / "a_talk.avi")
@@ -166,7 +172,8 @@ def test_command_line_calls_the_same_function(corpus, capsys):
     assert main(args + ["--names", "a_talk", "b_talk"]) == 0
     assert sorted(p.name for p in (corpus["out"] / "features" / "chinese-hubert-tiny-UTT").iterdir()) == \
         ["a_talk.npy", "b_talk.npy"]
-    assert re.search(r"audio\s+chinese-hubert-tiny-UTT\s+2\s+0\s+0\s", capsys.readouterr().out)  # done, skipped, failed
+    # done, skipped, failed
+    assert re.search(r"audio\s+chinese-hubert-tiny-UTT\s+2\s+0\s+0\s", capsys.readouterr().out)
     assert main(args) == 1  # broken clips: reported, exit status 1
     assert "garbage" in capsys.readouterr().out
     assert main(["--out", str(corpus["out"])]) == 2

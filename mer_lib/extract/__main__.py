@@ -24,10 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Extract MER-layout features (<out>/features/<model>-UTT/<name>.npy) from a folder of clips "
         "and a subtitle CSV. Re-running skips clips whose files exist."))
     p.add_argument("--clips", dest="clips_dir", help="folder of clips (<name>.mp4, ...)")
-    p.add_argument("--out", dest="out_root", default=str(d.out_root), help="output root (default: %(default)s)")
+    p.add_argument("--out", dest="out_root", default=str(d.out_root),
+                   help="output root (default: %(default)s)")
     p.add_argument("--subtitles", dest="subtitle_file", help="CSV with columns name,chinese,english")
     p.add_argument("--video-model", help="CLIP folder or hub id, e.g. openai/clip-vit-large-patch14")
-    p.add_argument("--audio-model", help="speech model folder or hub id, e.g. TencentGameMate/chinese-hubert-large")
+    p.add_argument("--audio-model",
+                   help="speech model folder or hub id, e.g. TencentGameMate/chinese-hubert-large")
     p.add_argument("--text-model", help="language model or sentence encoder, e.g. bigscience/bloom-7b1")
     for m in ("video", "audio", "text"):
         p.add_argument(f"--{m}-folder", help=f"{m} feature folder name (default: the model's basename)")

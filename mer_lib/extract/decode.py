@@ -104,9 +104,11 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray
     if limit is not None:
         audio = audio[:limit]
     if audio.size < MIN_AUDIO_SAMPLES:
-        raise ClipError(path, f"the audio track holds {audio.size / AUDIO_SAMPLE_RATE * 1000:.0f} ms of "
-                              f"sound; at least {MIN_AUDIO_SAMPLES * 1000 // AUDIO_SAMPLE_RATE} ms are needed. "
-                              "Fix: re-encode the clip with its sound, or drop it from the audio extraction.")
+        held_ms = audio.size * 1000 / AUDIO_SAMPLE_RATE
+        needed_ms = MIN_AUDIO_SAMPLES * 1000 // AUDIO_SAMPLE_RATE
+        raise ClipError(path, f"the audio track holds {held_ms:.0f} ms of sound; at least {needed_ms} ms are "
+                              "needed. Fix: re-encode the clip with its sound, or drop it from the audio "
+                              "extraction.")
     return audio
 
 

@@ -59,7 +59,7 @@ def resolve_dtype(device: torch.device, half: bool | None) -> torch.dtype:
 
 
 def model_basename(model: str | Path) -> str:
-    """``openai/clip-vit-large-patch14`` or ``/models/clip-vit-large-patch14/`` -> ``clip-vit-large-patch14``."""
+    """The folder name for a model: ``openai/clip-vit-large-patch14`` -> ``clip-vit-large-patch14``."""
     name = Path(str(model).rstrip("/\\")).name
     if not name:
         raise ValueError(f"cannot name a feature folder after model {model!r}; pass the folder name.")

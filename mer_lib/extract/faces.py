@@ -87,7 +87,8 @@ def load_haar_cascade() -> cv2.CascadeClassifier:
     return cascade
 
 
-def crop_square(frame: np.ndarray, box: tuple[int, int, int, int], margin: float, out_size: int) -> np.ndarray:
+def crop_square(frame: np.ndarray, box: tuple[int, int, int, int], margin: float,
+                out_size: int) -> np.ndarray:
     """Square crop around ``box`` grown by ``margin`` per side, shifted to stay inside the frame."""
     height, width = frame.shape[:2]
     x, y, w, h = box

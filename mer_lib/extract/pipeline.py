@@ -57,9 +57,9 @@ class ExtractError(ValueError):
 class ExtractConfig:
     out_root: str | Path = DATA_DIR / "extracted"  # features go to <out_root>/features/<folder>/<name>.npy
     clips_dir: str | Path | None = None  # folder of clips; a clip's name is its file name without extension
-    subtitle_file: str | Path | None = None  # CSV name,chinese,english (MER's transcription-engchi-polish.csv)
-    video_model: str | None = None  # CLIP folder or hub id, e.g. openai/clip-vit-large-patch14; None: no video
-    audio_model: str | None = None  # wav2vec2-family folder or hub id, e.g. TencentGameMate/chinese-hubert-large
+    subtitle_file: str | Path | None = None  # CSV name,chinese,english (transcription-engchi-polish.csv)
+    video_model: str | None = None  # CLIP folder or hub id, e.g. openai/clip-vit-large-patch14; None: skip
+    audio_model: str | None = None  # wav2vec2-family model, e.g. TencentGameMate/chinese-hubert-large
     text_model: str | None = None  # LM or sentence-encoder folder or hub id, e.g. bigscience/bloom-7b1
     video_folder: str | None = None  # feature folder name without -UTT/-FRA; None: the model's basename
     audio_folder: str | None = None  # likewise for audio
@@ -113,7 +113,8 @@ class ExtractConfig:
             raise ExtractError(f"levels={self.levels!r}. Fix: 'UTT', 'FRA' or both.")
         if self.fps is not None and self.fps <= 0:
             raise ExtractError(f"fps={self.fps}. Fix: a positive rate, or None for every frame.")
-        for name in ("video_batch_size", "audio_batch_size", "text_batch_size", "face_size", "max_frame_side"):
+        sizes = ("video_batch_size", "audio_batch_size", "text_batch_size", "face_size", "max_frame_side")
+        for name in sizes:
             if getattr(self, name) < 1:
                 raise ExtractError(f"{name}={getattr(self, name)}. Fix: a positive number.")
 
@@ -208,6 +209,10 @@ def extract_features(config: ExtractConfig | None = None, /, **settings: Any) ->
             plan = _Plan(modality, str(model), out_root, _folder_base(cfg, modality), cfg, sorted(set(names)))
             plan.check_resume()
             plans.append(plan)
+    bases = [p.base for p in plans]
+    if len(set(bases)) < len(bases):
+        raise ExtractError(f"two modalities would write to the same feature folder ({bases}). Fix: give "
+                           "them different video_folder / audio_folder / text_folder names.")
     results = []
     for plan in plans:
         task = tasks[plan.modality](cfg, clip_paths, subtitles, device, dtype)
@@ -280,10 +285,11 @@ class _Plan:
         old = _read_report(self.report_path).get("recipe")
         has_files = any(f.is_dir() and any(f.glob("*.npy")) for f in self.folders.values())
         if old and has_files and old != self.recipe:
-            changed = {k: (old.get(k), v) for k, v in self.recipe.items() if old.get(k) != v}
+            changed = ", ".join(f"{k}: {old.get(k)!r} then, {v!r} now"
+                                for k, v in self.recipe.items() if old.get(k) != v)
+            folders = ", ".join(str(f) for f in self.folders.values())
             raise ExtractError(
-                f"{self.report_path}: the features in {', '.join(str(f) for f in self.folders.values())} "
-                f"were made with other settings ({', '.join(f'{k}: {a!r} then, {b!r} now' for k, (a, b) in changed.items())}); "
+                f"{self.report_path}: the features in {folders} were made with other settings ({changed}); "
                 f"adding to them would mix two recipes. Fix: pass {self.modality}_folder='<new name>', or "
                 f"delete those folders and the report to start over, or go back to the old settings.")
 
@@ -364,7 +370,8 @@ def _run(plan: _Plan, task: _Task, cfg: ExtractConfig) -> ModalityResult:
     bar = progress(total=len(todo), desc=f"{plan.modality}: {plan.base}", disable=not cfg.progress)
 
     def fail(name: str, error: BaseException) -> None:
-        result.failed[name] = str(error) if isinstance(error, ClipError) else f"{type(error).__name__}: {error}"
+        message = str(error) if isinstance(error, ClipError) else f"{type(error).__name__}: {error}"
+        result.failed[name] = message
         report.entries[name] = {"status": "failed", "error": result.failed[name]}
         bar.update(1)
 
@@ -372,7 +379,8 @@ def _run(plan: _Plan, task: _Task, cfg: ExtractConfig) -> ModalityResult:
         nonlocal encoder
         if encoder is None:
             encoder = task.load()
-        for (name, _, _, details), outcome in zip(pending, _encode_isolating_failures(task, encoder, pending)):
+        outcomes = _encode_isolating_failures(task, encoder, pending)
+        for (name, _, _, details), outcome in zip(pending, outcomes):
             if isinstance(outcome, BaseException):
                 fail(name, outcome)
                 continue
@@ -490,7 +498,8 @@ class _Report:
                "folders": [str(f) for f in plan.folders.values()],
                "settings": {k: v for k, v in asdict(plan.cfg).items() if k in _REPORTED_SETTINGS},
                "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-               "counts": {s: sum(e.get("status") == s for e in self.entries.values()) for s in ("done", "failed")},
+               "counts": {s: sum(e.get("status") == s for e in self.entries.values())
+                          for s in ("done", "failed")},
                "clips": dict(sorted(self.entries.items()))}
         io.write_json(plan.report_path, doc, indent=1)
         self.last_save = time.monotonic()

@@ -51,7 +51,8 @@ def make_clip(folder: str | Path, size: str = "tiny", seed: int = 0, **build) ->
     folder = Path(folder)
     _build(CLIPModel, config, **build).save_pretrained(folder)
     side = spec["image_size"]
-    CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side}).save_pretrained(folder)
+    processor = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
+    processor.save_pretrained(folder)
     return folder
 
 
@@ -60,7 +61,8 @@ def make_hubert(folder: str | Path, size: str = "tiny", seed: int = 0, **build) 
     from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
     config = HubertConfig(**_HUBERT[_check(size)], feat_extract_norm="layer", do_stable_layer_norm=True,
-                          conv_bias=True, conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2))
+                          conv_bias=True, conv_stride=(5, 2, 2, 2, 2, 2, 2),
+                          conv_kernel=(10, 3, 3, 3, 3, 2, 2))
     torch.manual_seed(seed)
     folder = Path(folder)
     _build(HubertModel, config, **build).save_pretrained(folder)
