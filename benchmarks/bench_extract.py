@@ -91,6 +91,11 @@ def build_models(args, folder: Path, texts: list[str]) -> dict[str, Path]:
     return models
 
 
+def per_second(count: float, seconds: float) -> str:
+    """A rate with three significant digits (0.349, 12.3, 389)."""
+    return f"{count / seconds:.3g}"
+
+
 def timed(fn, items):
     """(seconds, outputs) of fn over items, one by one."""
     t = time.perf_counter()
@@ -144,7 +149,8 @@ def main() -> None:
     models = build_models(args, workdir / "models", list(subtitles["chinese"])[:2000])
     dtype = resolve_dtype(device, None)
     n = len(clips)
-    print(f"{n} clips from {clips_dir}; fps {args.fps}; device {device} ({dtype}); torch threads "
+    cut = "" if args.max_seconds is None else f", clips cut to {args.max_seconds:g} s"
+    print(f"{n} clips from {clips_dir}; fps {args.fps}{cut}; device {device} ({dtype}); torch threads "
           f"{torch.get_num_threads()}; {os.cpu_count()} CPU cores")
 
     rows = []  # (stage, seconds, clips, extra)
@@ -153,14 +159,15 @@ def main() -> None:
     frames = sum(len(v.frames) for v in videos)
     seconds_of_video = sum(v.duration for v in videos)
     rows.append(("decode video (1 thread)", t, n,
-                 f"{frames / t:.0f} sampled frames/s, {seconds_of_video / t:.0f} s of video/s"))
+                 f"{per_second(frames, t)} sampled frames/s, {per_second(seconds_of_video, t)} s of video/s"))
     cropper = FaceCropper()
     t, crops = timed(lambda v: [cropper(f) for f in v.frames], videos)
     found = sum(ok for clip in crops for _, ok in clip)
-    rows.append(("face crop, Haar (1 thread)", t, n, f"{frames / t:.0f} frames/s, face in {found}/{frames}"))
+    rows.append(("face crop, Haar (1 thread)", t, n,
+                 f"{per_second(frames, t)} frames/s, face in {found}/{frames}"))
     t, waves = timed(lambda path: read_audio(path, max_seconds=args.max_seconds), clips.values())
     audio_seconds = sum(w.size for w in waves) / 16_000
-    rows.append(("decode audio (1 thread)", t, n, f"{audio_seconds / t:.0f} s of audio/s"))
+    rows.append(("decode audio (1 thread)", t, n, f"{per_second(audio_seconds, t)} s of audio/s"))
 
     def run_encoder(encode, inputs, batch):
         encode(inputs[:batch])  # warm-up (kernels, allocator)
@@ -178,12 +185,12 @@ def main() -> None:
         encoder = ImageEncoder(models["video"], device, dtype)
         t = run_encoder(encoder.embed_images, images, args.video_batch_size)
         rows.append((f"CLIP {args.size} (batch {args.video_batch_size} frames)", t, n,
-                     f"{len(images) / t:.0f} frames/s"))
+                     f"{per_second(len(images), t)} frames/s"))
     if "audio" in models:
         encoder = AudioEncoder(models["audio"], device, dtype)
         t = run_encoder(encoder.encode, waves, args.audio_batch_size)
         rows.append((f"HuBERT {args.size} (batch {args.audio_batch_size} clips)", t, n,
-                     f"{audio_seconds / t:.0f} s of audio/s"))
+                     f"{per_second(audio_seconds, t)} s of audio/s"))
     if "text" in models:
         encoder = TextEncoder(models["text"], device, dtype)
         t = run_encoder(encoder.encode, texts, args.text_batch_size)
@@ -210,7 +217,7 @@ def main() -> None:
     print(f"\n{'stage':{width}s} {'seconds':>8s} {'clips/s':>8s} {'MER2024 (120,625 clips)':>24s}  notes")
     for stage, seconds, count, extra in rows:
         rate = count / seconds
-        print(f"{stage:{width}s} {seconds:8.2f} {rate:8.2f} {MER2024_CLIPS / rate / 3600:21.1f} h  {extra}")
+        print(f"{stage:{width}s} {seconds:8.2f} {rate:8.3g} {MER2024_CLIPS / rate / 3600:21.1f} h  {extra}")
     stages = {r[0].split(" (")[0]: r[2] / r[1] for r in rows[:-1]}  # single stages, not end to end
     slowest = min(stages, key=stages.get)
     video_side = 1 / (1 / stages["decode video"] + 1 / stages["face crop, Haar"])
