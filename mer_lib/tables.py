@@ -252,18 +252,26 @@ def latex_escape(text: str) -> str:
 def _latex(shown: pd.DataFrame, caption: str, footnotes: list[str], label: str) -> str:
     n_cols = 1 + len(shown.columns)
     header = " & ".join(latex_escape(c) for c in [shown.index.name or "", *shown.columns]) + r" \\"
-    body = [" & ".join(latex_escape(c) for c in [i, *row]) + r" \\"
+    body = [" & ".join([latex_escape(i), *map(_latex_cell, row)]) + r" \\"
             for i, row in zip(shown.index, shown.itertuples(index=False))]
     tabular = [rf"\begin{{tabular}}{{l{'r' * (n_cols - 1)}}}", r"\toprule", header, r"\midrule", *body,
                r"\bottomrule", r"\end{tabular}"]
-    if n_cols > 5:  # wide tables (Table 1) would overrun LNCS's 122 mm text width at full size
-        tabular = [r"\resizebox{\linewidth}{!}{%", *tabular, "}"]
     notes = [rf"\par\smallskip{{\footnotesize {latex_escape(f)}\par}}" for f in footnotes]
     return "\n".join([
         r"% Needs \usepackage{booktabs} and \usepackage{graphicx}. Written by mer_lib.tables.write_table.",
-        r"\begin{table}[t]", r"\centering", r"\footnotesize",
+        r"\begin{table}[t]", r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{4pt}",
         rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}",
-        *tabular, *notes, r"\end{table}", ""])
+        # shrink only a table wider than the text (Table 1's eight columns in LNCS's 122 mm), never enlarge
+        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+        *tabular, "}", *notes, r"\end{table}", ""])
+
+
+def _latex_cell(text: str) -> str:
+    """``"84.1 ± 0.6"`` as ``84.1`` with a smaller ``±0.6``: the mean reads first and wide tables stay narrow."""
+    if " ± " not in text:
+        return latex_escape(text)
+    mean, std = text.split(" ± ", 1)
+    return rf"{latex_escape(mean)}\,{{\scriptsize$\pm${latex_escape(std)}}}"
 
 
 # ---------------------------------------------------------------------------------------------
