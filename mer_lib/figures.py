@@ -22,9 +22,9 @@ import colorsys
 import math
 import os
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import matplotlib as mpl
 import numpy as np
@@ -104,7 +104,7 @@ def save_figure(fig: Figure, stem: str, out_dir: str | os.PathLike, dpi: int = 3
     at the figure's exact size; warns if some text or artist falls outside the figure."""
     out_dir = Path(out_dir)
     paths = [out_dir / f"{stem}.pdf", out_dir / f"{stem}.png"]
-    with figure_style():
+    with figure_style(), _frozen_layout(fig):
         _warn_if_clipped(fig, stem)
         for path in paths:
             fmt = path.suffix[1:]
@@ -356,6 +356,25 @@ def _marker(modality: str | None, seen: list[str]) -> str:
 
 def _or_nan(x) -> float:
     return math.nan if x is None else float(x)
+
+
+@contextmanager
+def _frozen_layout(fig: Figure) -> Iterator[None]:
+    """Lay the figure out once and keep that layout for every file saved inside.
+
+    Constrained layout moves artists by fractions of a point on every draw, so without this the PDF
+    and the PNG would differ slightly and each save would give different bytes.
+    """
+    engine = fig.get_layout_engine()
+    if engine is None:
+        yield
+        return
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    try:
+        yield
+    finally:
+        fig.set_layout_engine(engine)
 
 
 def _warn_if_clipped(fig: Figure, stem: str, tolerance_in: float = 0.02) -> None:
