@@ -2,7 +2,8 @@
 
 A notebook's ``parameters`` cell holds typed literals (``seed: int = 0  # ...``), which Python
 records in ``__annotations__``. The cell after papermill's injected parameters calls
-:func:`start`, which fails on a name that is not a declared parameter (papermill only warns) or a
+:func:`start` before it imports or defines anything else, and :func:`start` fails on a name that
+is not a declared parameter (papermill only warns) or a
 value of the wrong type, fills dataset parameters left empty from a shipped profile (so a notebook
 opened in JupyterLab runs on the demo as it is, and no dataset-specific value sits in a notebook),
 and resolves paths. Results go to ``<run_dir>/results/<notebook>.json`` as plain JSON, which the

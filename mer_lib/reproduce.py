@@ -55,7 +55,10 @@ def select(only: list[str] | None) -> list[str]:
     return sorted(set(chosen))
 
 
-def notebook_parameters(config: dict, name: str, run_dir: Path) -> dict:
+def notebook_parameters(config: dict, name: str, run_dir: Path, declared: dict) -> dict:
+    """Shared dataset parameters, then ``notebooks.all`` (for the notebooks that declare a key: one
+    place for settings several notebooks must agree on, such as stage 1's, so they share
+    checkpoints), then the notebook's own entries (which it must declare)."""
     dataset = {**DATASET_DEFAULTS, **config.get("dataset", {})}
     missing = [k for k in ("data_root", "audio_feature", "video_feature", "text_feature", "test_split")
                if not dataset.get(k)]
@@ -65,16 +68,22 @@ def notebook_parameters(config: dict, name: str, run_dir: Path) -> dict:
     for key in ("data_root", "prior_file"):
         if dataset.get(key):
             dataset[key] = str(_absolute(dataset[key]))
+    notebooks = config.get("notebooks") or {}
+    shared = {k: v for k, v in (notebooks.get("all") or {}).items() if k in declared}
     return {"profile": "", **{k: dataset[k] for k in DATASET_KEYS}, "run_dir": str(run_dir),
             "seed": int(config.get("seed", 0)), "seeds": int(config.get("seeds", 3)),
-            **(config.get("notebooks", {}).get(name) or {})}
+            **shared, **(notebooks.get(name) or {})}
 
 
-def check_against_notebook(name: str, params: dict) -> None:
-    """Fail before anything runs if a parameter is not declared by the notebook or has the wrong type."""
+def declared_parameters(name: str) -> dict:
     import papermill
 
-    declared = papermill.inspect_notebook(str(notebook_path(name)))
+    logging.getLogger("papermill").setLevel(logging.WARNING)  # it logs "Input Notebook" on inspection
+    return papermill.inspect_notebook(str(notebook_path(name)))
+
+
+def check_against_notebook(name: str, params: dict, declared: dict) -> None:
+    """Fail before anything runs if a parameter is not declared by the notebook or has the wrong type."""
     unknown = sorted(set(params) - set(declared))
     if unknown:
         raise SystemExit(f"{name}: unknown parameter(s) {unknown} in the config; the notebook declares "
@@ -92,9 +101,14 @@ def run(config: dict, run_dir: Path, notebooks: list[str], *, timeout: int, labe
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    params_of = {nb: notebook_parameters(config, nb, run_dir) for nb in notebooks}
+    unknown = set(config.get("notebooks") or {}) - set(SEQUENCE) - {"all"} - {p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb")}
+    if unknown:
+        raise SystemExit(f"the config's 'notebooks' section names unknown notebook(s) {sorted(unknown)}")
+    declared = {nb: declared_parameters(nb) for nb in notebooks}
+    params_of = {nb: notebook_parameters(config, nb, run_dir, declared[nb]) for nb in notebooks}
     for nb in notebooks:
-        check_against_notebook(nb, params_of[nb])
+        check_against_notebook(nb, params_of[nb], declared[nb])
+    logging.getLogger("papermill").setLevel(logging.INFO)
     (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
     if config.get("demo_data"):
         _ensure_demo_data(config, params_of[notebooks[0]]["data_root"])

@@ -77,23 +77,16 @@ def test_unknown_config_parameter_fails_before_anything_runs(tmp_path):
 
 # --- end to end ---------------------------------------------------------------------------------------
 
-FAST_STAGE1 = {"epochs": 3, "batch_size": 32, "hidden_dim": 16, "latent_dim": 8, "seeds": 2}
-
-
 def _fast_config(tmp_path: Path, data_root: Path, **dataset) -> dict:
     return {
         "dataset": {"data_root": str(data_root), "prior_file": str(tmp_path / "priors.jsonl"), **dataset},
         "seeds": 2,
         "notebooks": {
-            "02_pretraining": {k: v for k, v in FAST_STAGE1.items() if k != "seeds"},
-            "03_pseudo_labeling": {**{k: v for k, v in FAST_STAGE1.items() if k != "seeds"}, "cold_start_epochs": 1,
-                                   "pseudo_threshold": 0.5, "extension_size": 40, "extension_threshold": 0.5},
-            "04_prior_tuning": {**{k: v for k, v in FAST_STAGE1.items() if k != "seeds"}, "tune_epochs": 2,
-                                "tune_batch_size": 32, "heads": 2},
-            "05_ablations": {**{k: v for k, v in FAST_STAGE1.items() if k != "seeds"}, "tune_epochs": 2,
-                             "tune_batch_size": 32},
-            "06_tsne_plots": {**{k: v for k, v in FAST_STAGE1.items() if k != "seeds"}, "tsne_samples": 150,
-                              "perplexity": 10.0},
+            "all": {"epochs": 3, "batch_size": 32, "hidden_dim": 16, "latent_dim": 8, "tune_epochs": 2,
+                    "tune_batch_size": 32, "heads": 2},
+            "03_pseudo_labeling": {"cold_start_epochs": 1, "pseudo_threshold": 0.5, "extension_size": 40,
+                                   "extension_threshold": 0.5},
+            "06_tsne_plots": {"tsne_samples": 150, "perplexity": 10.0},
         },
     }
 
