@@ -8,14 +8,18 @@ another notebook asks for the same one (02's "+ BDCL" is 05's AVT row and 03's b
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .data import Dataset
 from .metrics import aggregate_scores
 from .training import Stage1Config, Stage1Run, load_stage1_run, run_stage1, save_stage1_run
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def method_entry(label: str, runs: Sequence, **extra) -> dict:
@@ -81,7 +85,7 @@ def extension_set(probs: np.ndarray, pool_idx: np.ndarray, strategy: str, n: int
     return pool_idx[pick], labels[pick]
 
 
-def summary_frame(methods: dict) -> "pd.DataFrame":
+def summary_frame(methods: dict) -> pd.DataFrame:
     """Method entries as a small table of mean ± std (accuracy, weighted F1, macro F1) for display."""
     import pandas as pd
 
@@ -171,7 +175,7 @@ def au_frequency(prior_map: dict, classes: Sequence[str]) -> dict[str, dict[str,
 
 
 def prediction_table(ds: Dataset, stage1_run: Stage1Run, stage2_run, inputs, eval_available: np.ndarray,
-                     rows: np.ndarray, cfg) -> "pd.DataFrame":
+                     rows: np.ndarray, cfg) -> pd.DataFrame:
     """Per-clip predictions for the inspector: ``name, split, label, stage1_<class>..., stage2_<class>...``
     (probabilities of one seed's models; stage 2 with the priors that ``eval_available`` lets in)."""
     import pandas as pd

@@ -46,7 +46,7 @@ def bdcl_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1, lambda_in
     keep = labels >= 0
     z, labels = z[keep], labels[keep].long()
     zero = z.sum() * 0.0  # keeps the graph: a degenerate batch still backpropagates (zeros)
-    N, M, _ = z.shape
+    N = z.shape[0]
     if N == 0:
         return {"loss": zero, "inter": zero, "intra": zero}
 

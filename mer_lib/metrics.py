@@ -1,7 +1,7 @@
 """Classification metrics as MER2024 ranks them (weighted F1 first), in percent."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
@@ -28,7 +28,7 @@ def classification_scores(y_true, y_pred, classes: Sequence[str]) -> dict:
     support = cm.sum(axis=1)
     per_class = {c: (100.0 * cm[i, i] / support[i] if support[i] else None) for i, c in enumerate(classes)}
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": 100.0 * accuracy_score(y_true, y_pred),
         "weighted_f1": 100.0 * f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0),
         "macro_f1": 100.0 * f1_score(y_true, y_pred, labels=labels[support > 0], average="macro",

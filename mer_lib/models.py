@@ -9,8 +9,9 @@ z_a, z_v, z_t that Balanced Dual-Contrastive Learning (``mer_lib.losses.bdcl_los
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -50,8 +51,9 @@ class FusionOutput(NamedTuple):
 class AttentionFusion(nn.Module):
     """Attention fusion over any set of modalities (one modality gives a plain MLP classifier)."""
 
-    def __init__(self, dims: Mapping[str, int], num_classes: int, cfg: FusionConfig = FusionConfig()):
+    def __init__(self, dims: Mapping[str, int], num_classes: int, cfg: FusionConfig | None = None):
         super().__init__()
+        cfg = cfg or FusionConfig()
         self.modalities = tuple(dims)
         self.cfg = cfg
         H, M = cfg.hidden_dim, len(dims)

@@ -21,9 +21,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,12 +32,12 @@ from torch import nn
 
 from . import io
 from .data import Dataset
+from .devices import adam, autocast, resolve_device
 from .metrics import classification_scores
 from .models import AttentionFusion
 from .progress import progress
-from .training import (Stage1Run, _autocast, feature_tensors, load_checkpoint, resolve_device,
-                       run_key, save_checkpoint, seed_everything)
-
+from .training import (Stage1Run, feature_tensors, load_checkpoint, predict, run_key, save_checkpoint,
+                       seed_everything)
 
 # --- prior texts -> sentence embeddings, cached ------------------------------------------------------
 
@@ -48,7 +48,7 @@ def default_text_encoder() -> str:
 
 
 @torch.no_grad()
-def embed_texts(texts: Sequence[str], encoder: str | Path, *, batch_size: int = 64, max_length: int = 128,
+def embed_texts(texts: Sequence[str], encoder: str | Path, *, batch_size: int = 128, max_length: int = 128,
                 device: str = "auto", progress_bar: bool = True) -> np.ndarray:
     """Mean-pooled last hidden states (attention-masked) of any Hugging Face encoder: (n, E) float32.
 
@@ -63,15 +63,20 @@ def embed_texts(texts: Sequence[str], encoder: str | Path, *, batch_size: int = 
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModel.from_pretrained(encoder, dtype=torch.float16 if dev.type == "cuda" else None)
     model.to(dev).eval()
+    # batches of similar length waste little on padding: sort by length, restore the order at the end
+    order = np.argsort([len(t) for t in texts], kind="stable")
     out = []
     batches = range(0, len(texts), batch_size)
     for start in progress(batches, desc="embedding prior texts", disable=not progress_bar):
-        batch = tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
+        batch = tokenizer([texts[i] for i in order[start:start + batch_size]], padding=True, truncation=True,
                           max_length=max_length, return_tensors="pt").to(dev)
         hidden = model(**batch).last_hidden_state.float()  # (B, T, E)
         mask = batch["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
         out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, model.config.hidden_size), np.float32)
+    if not out:
+        return np.zeros((0, model.config.hidden_size), np.float32)
+    vectors = torch.cat(out).numpy()
+    return vectors[np.argsort(order, kind="stable")]
 
 
 def encoder_identity(encoder: str | Path) -> str:
@@ -122,7 +127,7 @@ class PriorInputs:
     weights: np.ndarray  # (N, M) the prior's contributions, uniform where there is no prior
     available: np.ndarray  # (N,) bool: a prior exists and the reliability filter lets it in
 
-    def with_available(self, mask: np.ndarray) -> "PriorInputs":
+    def with_available(self, mask: np.ndarray) -> PriorInputs:
         """The same priors, used only where ``mask`` (e.g. a reliability filter) allows."""
         return replace(self, available=self.available & np.asarray(mask, dtype=bool))
 
@@ -130,7 +135,7 @@ class PriorInputs:
         """Percentage of rows ``idx`` that have a usable prior."""
         return float(100 * self.available[idx].mean()) if len(idx) else 0.0
 
-    def shuffled(self, seed: int) -> "PriorInputs":
+    def shuffled(self, seed: int) -> PriorInputs:
         """Each clip with a prior gets another clip's prior (texts and contributions): the control
         showing that a gain comes from the priors' content, not from the extra parameters."""
         rows = np.flatnonzero(self.available)
@@ -220,12 +225,17 @@ class PriorGuidedFusion(nn.Module):
         from prior_emb (B, M, E), prior_w (B, M) and has_prior (B,) bool."""
         with torch.no_grad():
             s1 = self.stage1(features)
+        return s1.logits.float() + self.prior_logits(s1.z, prior_emb, prior_w, has_prior), s1.logits
+
+    def prior_logits(self, z: torch.Tensor, prior_emb: torch.Tensor, prior_w: torch.Tensor,
+                     has_prior: torch.Tensor) -> torch.Tensor:
+        """The prior path's correction (B, C) given the frozen stage-1 latents z (B, M, L)."""
         e = torch.stack([self.prior_proj[m](prior_emb[:, i]) for i, m in enumerate(self.modalities)], 1)  # (B, M, L)
         e = torch.where(has_prior[:, None, None], e, self.no_prior.to(e.dtype).expand_as(e))
         w = torch.where(has_prior[:, None], prior_w, torch.full_like(prior_w, 1.0 / len(self.modalities)))
-        tokens = self.transformer(self.mlp(e + s1.z) + self.modality_tokens)  # (B, M, L)
+        tokens = self.transformer(self.mlp(e + z) + self.modality_tokens)  # (B, M, L)
         fused = (tokens * w.unsqueeze(-1)).sum(1)  # (B, L)
-        return s1.logits.float() + self.classifier(fused).float(), s1.logits
+        return self.classifier(fused).float()
 
 
 # --- training and evaluation -----------------------------------------------------------------------
@@ -253,7 +263,7 @@ def predict_stage2(model: PriorGuidedFusion, feats, inputs: PriorInputs, idx: np
         rows = idx[start:start + cfg.eval_batch_size]
         emb, w, has = _batch(inputs, rows, device)
         r = torch.as_tensor(rows, device=device)
-        with _autocast(device, cfg.amp):
+        with autocast(device, cfg.amp):
             logits, s1_logits = model({m: feats[m][r] for m in model.modalities}, emb, w, has)
         p = logits.float().softmax(-1)
         if cfg.missing == "stage1":
@@ -278,7 +288,7 @@ def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_
         train_idx = train_idx[train_inputs.available[train_idx]]
     seed_everything(seed)
     model = PriorGuidedFusion(copy.deepcopy(stage1).to(device), inputs.embeddings.shape[2], ds.num_classes, cfg).to(device)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adam([p for p in model.parameters() if p.requires_grad], cfg.lr, cfg.weight_decay, device)
     rng = np.random.default_rng(seed)
     key = run_key(ds.names, ds.labels, train_idx, val_idx, train_inputs.available, inputs.available,
                   inputs.embeddings[train_idx[:64]], inputs.weights, repr(asdict(cfg)), seed,
@@ -287,6 +297,9 @@ def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_
     state = load_checkpoint(checkpoint, key, model, opt, rng) or state
     feats = feature_tensors(ds, device, model.modalities)
     labels = torch.as_tensor(ds.labels, device=device)
+    # stage 1 is frozen and in eval mode: its latents and logits are constants, computed once
+    frozen = predict(model.stage1, feats, np.arange(len(ds)), cfg.eval_batch_size, cfg.amp)
+    z_all, s1_logits_all = torch.from_numpy(frozen["z"]).to(device), torch.from_numpy(frozen["logits"]).to(device)
     epochs = progress(range(state["epoch"] + 1, cfg.epochs), desc=desc, total=cfg.epochs, initial=state["epoch"] + 1)
     for epoch in epochs:
         model.train()
@@ -299,8 +312,8 @@ def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_
             if cfg.missing == "embedding":
                 has = has & ~torch.as_tensor(hide[start:start + cfg.batch_size], device=device)
             r = torch.as_tensor(rows, device=device)
-            with _autocast(device, cfg.amp):
-                logits, _ = model({m: feats[m][r] for m in model.modalities}, emb, w, has)
+            with autocast(device, cfg.amp):
+                logits = s1_logits_all[r] + model.prior_logits(z_all[r], emb, w, has)
             loss = F.cross_entropy(logits.float(), labels[r])
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -192,7 +192,7 @@ def _versions() -> dict:
 
 def _git() -> dict:
     def git(*args):
-        return subprocess.run(["git", *args], cwd=PROJ_ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=PROJ_ROOT, capture_output=True, text=True, check=False).stdout.strip()
     try:
         return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
     except OSError:

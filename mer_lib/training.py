@@ -18,9 +18,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import random
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from . import io
 from .data import Dataset
+from .devices import adam, autocast, resolve_device
 from .losses import bdcl_loss
 from .metrics import classification_scores
 from .models import AttentionFusion, FusionConfig
@@ -57,12 +58,6 @@ class Stage1Config:
     eval_batch_size: int = 8192  # inference batch, also for pseudo-labelling 115k clips
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -83,7 +78,7 @@ def predict(model: AttentionFusion, feats: Mapping[str, torch.Tensor], idx: np.n
     out = {"logits": [], "probs": [], "z": [], "weights": []}
     for start in range(0, len(idx), batch_size):
         rows = torch.as_tensor(idx[start:start + batch_size], device=device)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             res = model({m: feats[m][rows] for m in model.modalities})
         out["logits"].append(res.logits.float().cpu())
         out["probs"].append(res.logits.float().softmax(-1).cpu())
@@ -132,7 +127,7 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
 
     seed_everything(seed)
     model = AttentionFusion({m: ds.dims[m] for m in modalities}, ds.num_classes, cfg.model).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adam(model.parameters(), cfg.lr, cfg.weight_decay, device)
     rng = np.random.default_rng(seed)
     state = {"epoch": -1, "best_state": None, "best_val_f1": -1.0, "best_epoch": -1, "history": [],
              "pseudo_idx": np.zeros(0, np.int64), "pseudo_labels": np.zeros(0, np.int64)}
@@ -187,7 +182,7 @@ def _train_epoch(model, opt, feats, rows, targets, cfg: Stage1Config, rng, devic
             continue
         rows_b = torch.as_tensor(rows[pick], device=device)
         y = targets[torch.as_tensor(pick, device=device)]
-        with _autocast(device, cfg.amp):
+        with autocast(device, cfg.amp):
             out = model({m: feats[m][rows_b] for m in model.modalities})
         ce = F.cross_entropy(out.logits.float(), y)
         loss = ce
@@ -216,10 +211,6 @@ def _pseudo_stats(plabels: np.ndarray, truth: np.ndarray, classes) -> dict:
             c: (float(100 * (truth[known & (plabels == i)] == i).mean()) if (known & (plabels == i)).any() else None)
             for i, c in enumerate(classes)}
     return stats
-
-
-def _autocast(device: torch.device, amp: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
 
 
 def _run_key(ds, train_idx, val_idx, pool_idx, extra_idx, extra_labels, modalities, cfg, seed) -> str:

@@ -200,7 +200,7 @@ def test_demo_has_mer_label_counts_and_planted_structure(tmp_path):
     ds = load_dataset(root, FEATURES, progress=False)
     assert ds.classes == MER_CLASSES
     counts = ds.class_counts()
-    tiny = lambda n, f, lo: max(lo, round(n * f))  # noqa: E731
+    tiny = lambda n, f, lo: max(lo, round(n * f))
     assert counts.loc["train_corpus", list(MER_CLASSES)].tolist() == [tiny(MER_TRAIN_COUNTS[c], 0.1, 5) for c in MER_CLASSES]
     assert counts.loc["test_corpus", list(MER_CLASSES)].tolist() == [tiny(MER_SEMI_TEST_COUNTS[c], 0.25, 3) for c in MER_CLASSES]
     labelled = (ds.labels >= 0).sum()

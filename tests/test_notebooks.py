@@ -140,7 +140,7 @@ def test_demo_profile_end_to_end_on_a_reduced_size(tmp_path):
 @pytest.mark.slow
 def test_binary_labels_without_pool_or_priors_run_and_skip_what_they_cannot_do(tmp_path):
     rng = np.random.default_rng(0)
-    labels = lambda n, off: {f"{off}{i}": ("positive" if rng.random() < 0.5 else "negative") for i in range(n)}  # noqa: E731
+    labels = lambda n, off: {f"{off}{i}": ("positive" if rng.random() < 0.5 else "negative") for i in range(n)}
     write_layout(tmp_path / "data", {"train_corpus": labels(80, "a"), "test_corpus": labels(30, "b")},
                  dims={"audio": 6, "video": 5, "text": 4})
     config = _fast_config(tmp_path, tmp_path / "data", audio_feature="toy-audio-UTT", video_feature="toy-video-UTT",

@@ -11,8 +11,14 @@ from mer_lib import prior_tuning
 from mer_lib.data import load_dataset
 from mer_lib.data.demo import FEATURES, TEST_SPLIT, TRAIN_SPLIT
 from mer_lib.models import FusionConfig
-from mer_lib.prior_tuning import (PriorInputs, Stage2Config, cached_prior_embeddings, fit_stage2,
-                                  predict_stage2, run_stage2)
+from mer_lib.prior_tuning import (
+    PriorInputs,
+    Stage2Config,
+    cached_prior_embeddings,
+    fit_stage2,
+    predict_stage2,
+    run_stage2,
+)
 from mer_lib.training import Stage1Config, feature_tensors, run_stage1
 
 STAGE1 = Stage1Config(model=FusionConfig(hidden_dim=32, latent_dim=16, dropout=0.1), epochs=8,
@@ -141,3 +147,11 @@ def test_prior_embeddings_are_cached_and_keyed_by_the_texts(tmp_path, monkeypatc
                                  prior_tuning.default_text_encoder(), progress_bar=False)
     e /= np.linalg.norm(e, axis=1, keepdims=True)
     assert e[0] @ e[1] > e[0] @ e[2] + 0.2
+
+
+def test_embedding_order_and_padding_do_not_change_the_vectors():
+    texts = ["a much longer sentence about a sad person who cries at the station", "hi", "I am angry now"]
+    encoder = prior_tuning.default_text_encoder()
+    together = prior_tuning.embed_texts(texts, encoder, batch_size=2, progress_bar=False)
+    alone = np.concatenate([prior_tuning.embed_texts([t], encoder, progress_bar=False) for t in texts])
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-5)

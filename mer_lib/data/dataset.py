@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -67,9 +67,9 @@ class Dataset:
                             "Fix: set train_split/test_split to one of those.")
         return idx
 
-    def subset(self, idx) -> "Dataset":
+    def subset(self, idx) -> Dataset:
         idx = np.asarray(idx)
-        pick = lambda a: None if a is None else a[idx]  # noqa: E731
+        pick = lambda a: None if a is None else a[idx]
         return replace(self, names=self.names[idx], labels=self.labels[idx], splits=self.splits[idx],
                        features={m: a[idx] for m, a in self.features.items()},
                        hidden_labels=pick(self.hidden_labels), valence=pick(self.valence))

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import transformers
 
+from .. import devices
+
 LAST_FOUR_LAYERS = (-4, -3, -2, -1)  # MERTools' layer_ids for speech and language models
 TEXT_POOLINGS = ("auto", "layers", "sentence")
 _TRANSFORMERS_VERSION = tuple(int(p) for p in transformers.__version__.split(".")[:2])
@@ -42,13 +44,10 @@ class ModelLoadError(RuntimeError):
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError(f"device={device!r} but this machine has no CUDA GPU that torch can use "
-                             f"(torch {torch.__version__}). Fix: pass device='cpu' or 'auto'.")
-    return dev
+    try:
+        return devices.resolve_device(device)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from None
 
 
 def resolve_dtype(device: torch.device, half: bool | None) -> torch.dtype:

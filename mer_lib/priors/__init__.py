@@ -19,8 +19,14 @@ from .backends import BACKEND_KINDS, Backend, make_backend, truth_from_dataset
 from .facs import AU_SUPPORT_SETS, EMFACS_PROTOTYPES, FACS_NAMES, au_consistency, best_matching_emotion
 from .keys import MissingAPIKey
 from .prompt import PROMPT_VERSION, build_prompt
-from .reliability import (DEFAULT_MIN_AU_CONSISTENCY, DEFAULT_POLICY, POLICIES, reliability_table,
-                          reliable_mask, zero_shot_scores)
+from .reliability import (
+                          DEFAULT_MIN_AU_CONSISTENCY,
+                          DEFAULT_POLICY,
+                          POLICIES,
+                          reliability_table,
+                          reliable_mask,
+                          zero_shot_scores,
+)
 from .run import RetryPolicy, generate_for_dataset, select_samples
 from .schema import ActionUnit, AudioCues, MalformedAnswer, Prior, answer_json_schema
 from .store import PriorStoreError, latest_status, load_priors, read_records

@@ -1,8 +1,15 @@
 """Prior back-ends behind one interface (:class:`~.base.Backend`), built by :func:`make_backend`."""
 from __future__ import annotations
 
-from .base import (Backend, BackendAnswer, CallError, ClipRequest, PermanentError, TransientError,
-                   classify_exception)
+from .base import (
+    Backend,
+    BackendAnswer,
+    CallError,
+    ClipRequest,
+    PermanentError,
+    TransientError,
+    classify_exception,
+)
 from .simulated import PAPER_GEMINI_FLASH_CLASS_ACCURACY, SimulatedBackend, truth_from_dataset
 
 BACKEND_KINDS = ("simulated", "gemini", "openai", "offline", "replay")
