@@ -21,11 +21,11 @@ Modules: :mod:`.table` (masks, filters, navigation), :mod:`.sources` (loading an
 """
 from .media import ClipMedia, load_media
 from .render import export_view, view_figure
-from .sources import InspectorData, index_dataset, load_inspector_data
+from .sources import InspectorData, clips_dataset, index_dataset, load_inspector_data
 from .table import ClipTable, Filters, InspectorError, filter_rows, find_row, read_predictions, step
 from .view import ClipView, clip_view
 from .widget import Inspector, open_inspector
 
 __all__ = ["ClipMedia", "ClipTable", "ClipView", "Filters", "Inspector", "InspectorData", "InspectorError",
-           "clip_view", "export_view", "filter_rows", "find_row", "index_dataset", "load_inspector_data",
+           "clip_view", "clips_dataset", "export_view", "filter_rows", "find_row", "index_dataset", "load_inspector_data",
            "load_media", "open_inspector", "read_predictions", "step", "view_figure"]

@@ -113,6 +113,26 @@ def index_dataset(data_root: str | os.PathLike, label_file: str = "label-6way.np
     return dataset, note
 
 
+def clips_dataset(data_root: str | os.PathLike, clips_dir: str | os.PathLike, label_file: str = "label-6way.npz",
+                  subtitle_file: str | None = SUBTITLE_FILE) -> Dataset:
+    """The clips of ``clips_dir`` as a feature-less :class:`~mer_lib.data.Dataset` with their labels
+    and subtitles from ``data_root`` (clips missing from the label file are unlabelled).
+
+    For making priors of a folder of clips that has no extracted features, e.g. the offline
+    back-end on the real MER2023 samples::
+
+        ds = clips_dataset(SHARED_SAMPLES_DIR, SHARED_SAMPLES_DIR / "clips")
+        generate_for_dataset(ds, make_backend("offline"), "priors-offline.jsonl",
+                             splits=ds.split_names, clips_dir=SHARED_SAMPLES_DIR / "clips")
+    """
+    clips = scan_clips(clips_dir)
+    if not clips:
+        raise InspectorError(f"{clips_dir}: no video files ({', '.join(VIDEO_SUFFIXES)}) here. Fix: pass the "
+                             "folder that holds the <name>.mp4 clips.")
+    dataset, _ = index_dataset(data_root, label_file, subtitle_file=subtitle_file, extra_names=list(clips))
+    return dataset.subset(np.flatnonzero(np.isin(dataset.names, list(clips))))
+
+
 def load_inspector_data(data_root: str | os.PathLike | None = None, *, label_file: str = "label-6way.npz",
                         features: Mapping[str, str] | None = None, prior_file: str | os.PathLike | None = None,
                         predictions_file: str | os.PathLike | None = None,
