@@ -10,10 +10,22 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mer_lib.config import MER_CLASSES, SHARED_SAMPLES_DIR
+from mer_lib.config import MER_CLASSES
 from mer_lib.data import Dataset
-from mer_lib.inspector import (ClipTable, Filters, Inspector, InspectorData, InspectorError, clip_view,
-                               clips_dataset, filter_rows, find_row, load_inspector_data, load_media, step)
+from mer_lib.inspector import (
+    ClipTable,
+    Filters,
+    Inspector,
+    InspectorData,
+    InspectorError,
+    clip_view,
+    clips_dataset,
+    filter_rows,
+    find_row,
+    load_inspector_data,
+    load_media,
+    step,
+)
 from mer_lib.inspector import media as media_module
 from mer_lib.inspector.view import outcome_html, prior_html
 from mer_lib.priors import ActionUnit, AudioCues, Prior, generate_for_dataset, make_backend
