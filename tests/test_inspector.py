@@ -251,7 +251,8 @@ def test_start_at_and_model_filters_off_without_predictions(tmp_path):
     for flag in ("model_wrong", "model_changed", "with_video"):
         assert panel.flags[flag].disabled
     assert panel.flags["low_reliability"].disabled is False
-    assert "model wrong&#x27; is off: no predictions file given" in panel.status.value
+    assert ("<b>off</b>: &#x27;model wrong&#x27;, &#x27;changed its mind (stage 1 → 2)&#x27; (no predictions file "
+            "given") in panel.status.value
     assert "no clips_dir is set" in panel.media_note.value and panel.media_image.layout.display == "none"
 
 
@@ -265,6 +266,34 @@ def test_export_writes_the_current_view_as_pdf_and_png(toy, tmp_path):
     image = np.asarray(Image.open(png).convert("L"))
     assert image.shape[1] > 1000 and image.std() > 10  # a drawn page, not a blank canvas
     assert str(pdf) in panel.message.value
+
+
+def test_exported_page_keeps_long_text_on_the_page_with_or_without_a_cjk_font(toy, monkeypatch):
+    from matplotlib.text import Text
+
+    from mer_lib.figures import figure_style
+    from mer_lib.inspector import render
+
+    long = make_prior("c01", "sad", [1, 4, 15, 17, 25, 43, 45])
+    long.rationale = "A very long rationale that keeps going " * 12
+    long.text_semantics = "Wordy reading of the subtitle, " * 10
+    data = load_inspector_data(dataset=toy_dataset(), priors={"c01": long})
+    installed = render.cjk_font()  # the CJK path runs where the machine has such a font
+    for font in (None, installed) if installed else (None,):
+        monkeypatch.setattr(render, "cjk_font", lambda font=font: font)
+        fig = render.view_figure(clip_view(data, 1), None)
+        with figure_style(), warnings.catch_warnings():
+            warnings.simplefilter("error")  # a missing glyph would warn
+            fig.draw_without_rendering()
+        width, height = fig.get_size_inches() * fig.dpi
+        texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+        for text in texts:
+            box = text.get_window_extent()
+            assert box.x0 >= -1 and box.y0 >= -1 and box.x1 <= width + 1 and box.y1 <= height + 1, text.get_text()
+        content = " ".join(" ".join(t.get_text() for t in texts).split())  # wrapped lines joined again
+        assert "AU43 Eyes Closed" in content and content.count("A very long rationale") == 12
+        assert ("ZH: 中文 c01" in content) == (font is not None)
+        assert ("no CJK font installed" in content) == (font is None)
 
 
 def test_an_unexpected_error_in_a_callback_lands_in_the_panel(toy, tmp_path, monkeypatch):

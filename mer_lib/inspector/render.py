@@ -7,7 +7,8 @@ depends on its arguments only, never on widget state. :func:`export_view` saves 
 
 Chinese subtitles need a CJK font, which matplotlib's DejaVu Sans lacks; one found on the system
 (Noto Sans CJK, WenQuanYi, ...) is used as a fallback, and without one the page says the Chinese
-line is left out rather than printing empty boxes.
+line is left out rather than printing empty boxes. (Matplotlib lists fonts once, in its cache: a
+font installed later is found after deleting ``<matplotlib.get_cachedir()>/fontlist-*.json``.)
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanY
 TEXT_PT = 6.5  # font size of the page's text block
 LINE_PT = 8.6  # its line pitch
 STRIP_HEIGHT_IN = 0.75  # frame strip height on the page
-WAVE_HEIGHT_IN = 0.45  # waveform height on the page
+WAVE_HEIGHT_IN = 0.8  # waveform band height on the page (with its time axis)
 
 
 @lru_cache(maxsize=1)
@@ -75,20 +76,28 @@ def _draw_waveform(ax, media: ClipMedia) -> None:
     ax.spines[["left", "top", "right"]].set_visible(False)
 
 
-def media_figure(media: ClipMedia, width_in: float = 6.0) -> Figure | None:
-    """The panel's picture of a clip: frame strip over waveform; None when nothing decoded."""
-    has_frames, has_audio = bool(media.frames), media.audio is not None and len(media.audio) > 0
-    if not (has_frames or has_audio):
+def media_figure(media: ClipMedia, width_in: float = 5.2, columns: int = 3) -> Figure | None:
+    """The panel's picture of a clip: its frames in a grid of ``columns`` over the waveform; None
+    when nothing decoded."""
+    has_audio = media.audio is not None and len(media.audio) > 0
+    frames = media.frames
+    if not (frames or has_audio):
         return None
-    strip_h = width_in * media.frames[0].shape[0] / sum(f.shape[1] for f in media.frames) if has_frames else 0
-    heights = [h for h in (strip_h + 0.2 if has_frames else 0, 0.9 if has_audio else 0) if h]
+    columns = min(columns, max(1, len(frames)))
+    rows = -(-len(frames) // columns)  # ceil
+    frame_height = width_in / columns * frames[0].shape[0] / frames[0].shape[1] if frames else 0.0
+    heights = [frame_height + 0.16] * rows + ([0.85] if has_audio else [])
     with figure_style():
         fig = Figure(figsize=(width_in, sum(heights)), layout="constrained")
-        axes = fig.subplots(len(heights), 1, height_ratios=heights, squeeze=False)[:, 0]
-        if has_frames:
-            _draw_strip(axes[0], media)
+        fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.01, hspace=0.01)
+        grid = fig.add_gridspec(len(heights), columns, height_ratios=heights)
+        for i, (frame, time) in enumerate(zip(frames, media.frame_times)):
+            ax = fig.add_subplot(grid[i // columns, i % columns])
+            ax.imshow(frame, interpolation="bilinear")
+            ax.set_axis_off()
+            ax.set_title(f"{time:.1f} s", fontsize=7, pad=1)
         if has_audio:
-            _draw_waveform(axes[-1], media)
+            _draw_waveform(fig.add_subplot(grid[-1, :]), media)
     return fig
 
 
@@ -152,7 +161,7 @@ def _text_lines(view: ClipView, chars: int) -> list[tuple[str, dict]]:
 def _draw_lines(ax, lines: list[tuple[str, dict]]) -> None:
     ax.axis("off")
     for i, (text, style) in enumerate(lines):
-        ax.annotate(text, xy=(0, 1), xycoords="axes fraction", xytext=(0, -i * LINE_PT),
+        ax.annotate(text, xy=(0, 1), xycoords="axes fraction", xytext=(4, -2 - i * LINE_PT),
                     textcoords="offset points", va="top", ha="left", fontsize=TEXT_PT, **style)
 
 
@@ -200,33 +209,37 @@ def _draw_weights_and_flags(ax, view: ClipView) -> None:
 
 
 def view_figure(view: ClipView, media: ClipMedia | None = None, size: str | float = "double") -> Figure:
-    """One clip as a page: title, frame strip, waveform, predictions, R and reliability, the prior in words."""
+    """One clip as a page: title, frame strip, waveform, predictions, R and reliability, the prior in words.
+
+    Each band is a subfigure with its own layout, so the text block spans the page whatever the
+    tick labels of the probability chart need, and its height is its line count.
+    """
     width = figure_width(size)
-    chars = int(width * 72 / (TEXT_PT * 0.55))  # DejaVu Sans averages ~0.55 em per character
+    chars = int(width * 72 / (TEXT_PT * 0.58))  # DejaVu Sans averages ~0.55 em per character
     lines = _text_lines(view, chars)
+    for note in (view.video_note, *(media.problems if media else [])):
+        if note:
+            lines += [(part, {"color": "0.45"}) for part in textwrap.wrap(note, chars)]
     has_frames = media is not None and bool(media.frames)
     has_audio = media is not None and media.audio is not None and len(media.audio) > 0
-    rows = ([STRIP_HEIGHT_IN] if has_frames else []) + ([WAVE_HEIGHT_IN] if has_audio else []) + [1.25] \
-        + [len(lines) * LINE_PT / 72 + 0.05]
+    bands = ["title"] + (["strip"] if has_frames else []) + (["wave"] if has_audio else []) + ["scores", "text"]
+    heights = {"title": 0.3, "strip": STRIP_HEIGHT_IN, "wave": WAVE_HEIGHT_IN, "scores": 1.25,
+               "text": (len(lines) + 0.6) * LINE_PT / 72}
     with figure_style():
-        fig = Figure(figsize=(width, sum(rows) + 0.55), layout="constrained")
-        grid = fig.add_gridspec(len(rows), 2, height_ratios=rows, width_ratios=[1.25, 1])
+        fig = Figure(figsize=(width, sum(heights[b] for b in bands)), layout="constrained")
+        subfigures = fig.subfigures(len(bands), 1, height_ratios=[heights[b] for b in bands], hspace=0)
+        band = dict(zip(bands, np.atleast_1d(subfigures)))
         title = f"{view.name}  ·  {view.split}  ·  human: {view.label or 'unlabelled'}  ·  prior: " \
                 f"{view.prior_emotion or 'none'}"
-        fig.suptitle(title, fontsize=8, weight="bold")
-        r = 0
+        band["title"].text(0.5, 0.5, title, ha="center", va="center", fontsize=8, weight="bold")
         if has_frames:
-            _draw_strip(fig.add_subplot(grid[r, :]), media)
-            r += 1
+            _draw_strip(band["strip"].subplots(), media)
         if has_audio:
-            _draw_waveform(fig.add_subplot(grid[r, :]), media)
-            r += 1
-        _draw_probabilities(fig.add_subplot(grid[r, 0]), view)
-        _draw_weights_and_flags(fig.add_subplot(grid[r, 1]), view)
-        _draw_lines(fig.add_subplot(grid[r + 1, :]), lines)
-        notes = [n for n in (view.video_note, *(media.problems if media else [])) if n]
-        if notes:
-            fig.supxlabel(textwrap.fill("; ".join(notes), chars), fontsize=6, color="0.45")
+            _draw_waveform(band["wave"].subplots(), media)
+        left, right = band["scores"].subplots(1, 2, width_ratios=[1.25, 1])
+        _draw_probabilities(left, view)
+        _draw_weights_and_flags(right, view)
+        _draw_lines(band["text"].add_axes((0, 0, 1, 1)), lines)  # outside the layout: placed by points
     return fig
 
 

@@ -172,9 +172,13 @@ def _mark(value: bool | None, yes: str = "yes", no: str = "no", unknown: str = "
             f'<span style="color:#c62828;font-weight:600">&#10007; {no}</span>')
 
 
+# ipywidgets' HTML widget inherits a 28 px line height (its inline-widget height): set a text one
+TEXT_STYLE = "line-height:1.4;font-size:13px"
+
+
 def _section(title: str, body: str) -> str:
-    return (f'<div style="margin:6px 0 10px 0"><div style="font-weight:700;border-bottom:1px solid #ddd;'
-            f'margin-bottom:4px">{_esc(title)}</div>{body}</div>')
+    return (f'<div style="margin:6px 0 10px 0;{TEXT_STYLE}"><div style="font-weight:700;'
+            f'border-bottom:1px solid #ddd;margin-bottom:4px">{_esc(title)}</div>{body}</div>')
 
 
 def _note(text: str) -> str:
@@ -259,7 +263,7 @@ def prior_html(view: ClipView) -> str:
         highlight = "#e8f5e9" if a.in_prior_support or a.in_label_support else "white"
         intensity = "" if a.intensity is None else f"{a.intensity:.1f}"
         rows.append(f'<tr style="background:{highlight}"><td style="padding:1px 6px">AU{a.au}</td>'
-                    f'<td style="padding:1px 6px">{_esc(a.name)}</td><td style="padding:1px 6px">{intensity}</td>'
+                    f'<td style="padding:1px 6px;white-space:nowrap">{_esc(a.name)}</td><td style="padding:1px 6px">{intensity}</td>'
                     f'<td style="padding:1px 6px">{"&#9679;" if a.in_prior_support else ""}</td>'
                     + (f'<td style="padding:1px 6px">{"&#9679;" if a.in_label_support else ""}</td>' if label else "")
                     + f'<td style="padding:1px 6px;color:#555">{_esc(a.evidence)}</td></tr>')

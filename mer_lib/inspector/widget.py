@@ -125,7 +125,7 @@ class Inspector:
         self.header = widgets.HTML()
         self.media_image = widgets.Image(format="png", layout=widgets.Layout(width="100%", display="none"))
         self.video = widgets.Video(format="mp4", controls=True, autoplay=False, loop=False,
-                                   layout=widgets.Layout(max_width="420px", display="none"))
+                                   layout=widgets.Layout(max_width="360px", display="none"))
         self.media_note = widgets.HTML()
         self.subtitles = widgets.HTML()
         self.outcome = widgets.HTML()
@@ -236,7 +236,7 @@ class Inspector:
         notes = [view.video_note] if view.video_note else []
         notes += (media.problems if media is not None else []) + self._show_media(media)
         self.media_note.value = "".join(f'<div style="color:#8a6d3b;background:#fcf8e3;padding:3px 6px;'
-                                        f'margin:2px 0">{html.escape(n)}</div>' for n in notes)
+                                        f'margin:2px 0;line-height:1.4">{html.escape(n)}</div>' for n in notes)
         self.subtitles.value = subtitles_html(view)
         self.outcome.value = outcome_html(view)
         self.prior_panel.value = prior_html(view)
@@ -267,16 +267,26 @@ class Inspector:
         for control in (self.previous_button, self.next_button, self.position):
             control.disabled = len(rows) == 0
         self.export_button.disabled = self.view is None
-        off = "; ".join(f"'{FLAG_LABELS[k]}' is off: {v}" for k, v in self.unavailable.items())
-        notes = "; ".join(f"{k}: {v}" for k, v in self.data.notes.items())
         hidden = "" if self.row is None or at is not None else \
-            '<b style="color:#8a6d3b">This clip is outside the filters.</b> '
-        self.status.value = (f'<div style="font-size:12px;color:#555">{hidden}{html.escape(notes)}'
-                             + (f"<br>{html.escape(off)}" if off else "") + "</div>")
+            '<b style="color:#8a6d3b">This clip is outside the filters.</b><br>'
+        self.status.value = (f'<div style="font-size:12px;line-height:1.4;color:#555">{hidden}'
+                             f'{self._data_summary()}</div>')
+
+    def _data_summary(self) -> str:
+        """What data there is and which filters are off, in two or three short lines."""
+        lines = [f"<b>{kind}</b>: {html.escape(note)}" for kind, note in self.data.notes.items()
+                 if kind in ("priors", "predictions", "video")]
+        off: dict[str, list[str]] = {}  # reason -> filters it turns off
+        for name, reason in self.unavailable.items():
+            off.setdefault(reason, []).append(f"'{FLAG_LABELS[name]}'")
+        for reason, names in off.items():
+            lines.append(f"<b>off</b>: {html.escape(', '.join(names))} ({html.escape(reason)})")
+        return "<br>".join(lines)
 
     def _say(self, text: str, error: bool = False) -> None:
         color = "#c62828" if error else "#1a5e20"
-        self.message.value = f'<div style="color:{color};font-weight:600">{html.escape(text)}</div>' if text else ""
+        self.message.value = (f'<div style="color:{color};font-weight:600;line-height:1.4">{html.escape(text)}</div>'
+                              if text else "")
 
 
 def resolve_path(path: str) -> Path | None:
