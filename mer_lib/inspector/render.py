@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import font_manager
 from matplotlib.figure import Figure
+from PIL import Image as PILImage
 
 from ..figures import class_colors, figure_style, figure_width, save_figure
 from .media import ClipMedia, waveform_envelope
@@ -76,32 +77,46 @@ def _draw_waveform(ax, media: ClipMedia) -> None:
     ax.spines[["left", "top", "right"]].set_visible(False)
 
 
+PANEL_DPI = 110  # resolution of the panel's picture (about the width of half a notebook)
+
+
 def media_figure(media: ClipMedia, width_in: float = 5.2, columns: int = 3) -> Figure | None:
     """The panel's picture of a clip: its frames in a grid of ``columns`` over the waveform; None
-    when nothing decoded."""
+    when nothing decoded.
+
+    Laid out by hand (no layout engine) and with the frames shrunk to their size on screen first:
+    drawn on every move to a new clip, it must take a fraction of the decoding time.
+    """
     has_audio = media.audio is not None and len(media.audio) > 0
     frames = media.frames
     if not (frames or has_audio):
         return None
     columns = min(columns, max(1, len(frames)))
     rows = -(-len(frames) // columns)  # ceil
-    frame_height = width_in / columns * frames[0].shape[0] / frames[0].shape[1] if frames else 0.0
-    heights = [frame_height + 0.16] * rows + ([0.85] if has_audio else [])
+    gap, label = 0.05, 0.15  # inches between frames, and for a frame's time above it
+    cell_width = (width_in - gap * (columns - 1)) / columns
+    cell_height = cell_width * frames[0].shape[0] / frames[0].shape[1] if frames else 0.0
+    wave_height, axis_room = (0.55, 0.3) if has_audio else (0.0, 0.0)
+    height = rows * (cell_height + label) + (gap + wave_height + axis_room if has_audio else 0.0)
+    pixels = (round(cell_width * PANEL_DPI), round(cell_height * PANEL_DPI))
     with figure_style():
-        fig = Figure(figsize=(width_in, sum(heights)), layout="constrained")
-        fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.01, hspace=0.01)
-        grid = fig.add_gridspec(len(heights), columns, height_ratios=heights)
+        fig = Figure(figsize=(width_in, height))
         for i, (frame, time) in enumerate(zip(frames, media.frame_times)):
-            ax = fig.add_subplot(grid[i // columns, i % columns])
-            ax.imshow(frame, interpolation="bilinear")
+            row, column = divmod(i, columns)
+            top = height - row * (cell_height + label) - label
+            ax = fig.add_axes((column * (cell_width + gap) / width_in, (top - cell_height) / height,
+                               cell_width / width_in, cell_height / height))
+            ax.imshow(np.asarray(PILImage.fromarray(frame).resize(pixels, PILImage.LANCZOS)),
+                      interpolation="nearest", aspect="auto")
             ax.set_axis_off()
             ax.set_title(f"{time:.1f} s", fontsize=7, pad=1)
         if has_audio:
-            _draw_waveform(fig.add_subplot(grid[-1, :]), media)
+            margin = 0.1 / width_in  # room for the first and last tick label
+            _draw_waveform(fig.add_axes((margin, axis_room / height, 1 - 2 * margin, wave_height / height)), media)
     return fig
 
 
-def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+def figure_png(fig: Figure, dpi: int = PANEL_DPI) -> bytes:
     """A figure as PNG bytes (for an ``ipywidgets.Image``)."""
     buffer = io.BytesIO()
     with figure_style():

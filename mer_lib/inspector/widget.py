@@ -139,9 +139,9 @@ class Inspector:
         navigation = widgets.HBox([self.previous_button, self.next_button, self.position, self.count,
                                    self.jump_text, self.jump_button, self.export_button],
                                   layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-        left = widgets.VBox([self.media_image, self.video, self.media_note, self.subtitles, self.outcome],
+        left = widgets.VBox([self.media_image, self.video, self.media_note, self.subtitles],
                             layout=widgets.Layout(width="50%", padding="0 12px 0 0"))
-        right = widgets.VBox([self.prior_panel], layout=widgets.Layout(width="50%"))
+        right = widgets.VBox([self.outcome, self.prior_panel], layout=widgets.Layout(width="50%"))
         panel = widgets.VBox([filters, navigation, self.status, self.message, self.header,
                               widgets.HBox([left, right]), self.errors, self.filter_output],
                              layout=widgets.Layout(width="100%", max_width="1200px"))
