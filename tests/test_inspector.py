@@ -439,3 +439,28 @@ def test_120k_clips_filter_from_masks_and_look_at_one_clip_only(tmp_path):
     assert panel.view.name == "sample_119999"
     # five filter changes and three moves looked up at most one prior per clip shown, and decoded nothing
     assert priors.lookups <= 8 and loads == []
+
+
+@pytest.mark.slow
+def test_notebook_runs_headless_with_papermill(tiny_demo, tmp_path, monkeypatch):
+    """Notebook 07 as papermill runs it (no browser): parameters checked, the panel built and displayed."""
+    import nbformat
+    import papermill
+
+    from mer_lib.config import NOTEBOOKS_DIR, PROJ_ROOT
+    from mer_lib.kernel import ensure_kernel
+
+    monkeypatch.setenv("PYTHONPATH", str(PROJ_ROOT))  # the kernel imports this checkout's mer_lib
+    out = tmp_path / "07_inspector.ipynb"
+    papermill.execute_notebook(str(NOTEBOOKS_DIR / "07_inspector.ipynb"), str(out), kernel_name=ensure_kernel(),
+                               parameters={"data_root": str(tiny_demo), "run_dir": str(tmp_path / "run"),
+                                           "prior_file": str(tmp_path / "none.jsonl"), "start_at": "sample_00000224"},
+                               cwd=str(NOTEBOOKS_DIR), progress_bar=False, execution_timeout=120)
+    outputs = [o for cell in nbformat.read(out, as_version=4).cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert any("Synthetic demo data" in o.get("text", "") for o in outputs)
+    with pytest.raises(papermill.PapermillExecutionError, match="unknown parameter"):
+        papermill.execute_notebook(str(NOTEBOOKS_DIR / "07_inspector.ipynb"), str(out), kernel_name=ensure_kernel(),
+                                   parameters={"data_root": str(tiny_demo), "clip_dir": "typo"},
+                                   cwd=str(NOTEBOOKS_DIR), progress_bar=False, execution_timeout=120)

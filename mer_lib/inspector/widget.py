@@ -130,6 +130,17 @@ class Inspector:
         self.subtitles = widgets.HTML()
         self.outcome = widgets.HTML()
         self.prior_panel = widgets.HTML()
+        self.left = widgets.VBox(layout=widgets.Layout(width="50%", padding="0 12px 0 0"))
+        self.right = widgets.VBox(layout=widgets.Layout(width="50%"))
+        self._arrange(with_media=False)
+
+    def _arrange(self, with_media: bool) -> None:
+        """Balance the two columns: labels go under the media, or next to the prior when there are none."""
+        media = [self.media_image, self.video, self.media_note, self.subtitles]
+        if with_media:
+            self.left.children, self.right.children = media, [self.outcome, self.prior_panel]
+        else:
+            self.left.children, self.right.children = [*media, self.outcome], [self.prior_panel]
 
     def _layout(self) -> widgets.Widget:
         filters = widgets.VBox([
@@ -139,11 +150,8 @@ class Inspector:
         navigation = widgets.HBox([self.previous_button, self.next_button, self.position, self.count,
                                    self.jump_text, self.jump_button, self.export_button],
                                   layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
-        left = widgets.VBox([self.media_image, self.video, self.media_note, self.subtitles],
-                            layout=widgets.Layout(width="50%", padding="0 12px 0 0"))
-        right = widgets.VBox([self.outcome, self.prior_panel], layout=widgets.Layout(width="50%"))
         panel = widgets.VBox([filters, navigation, self.status, self.message, self.header,
-                              widgets.HBox([left, right]), self.errors, self.filter_output],
+                              widgets.HBox([self.left, self.right]), self.errors, self.filter_output],
                              layout=widgets.Layout(width="100%", max_width="1200px"))
         panel.add_class("mer-inspector")
         return panel
@@ -235,6 +243,7 @@ class Inspector:
                              f'<span style="font-weight:400;color:#555">· {html.escape(view.split)}</span></h3>')
         notes = [view.video_note] if view.video_note else []
         notes += (media.problems if media is not None else []) + self._show_media(media)
+        self._arrange(with_media=self.media_image.layout.display != "none")
         self.media_note.value = "".join(f'<div style="color:#8a6d3b;background:#fcf8e3;padding:3px 6px;'
                                         f'margin:2px 0;line-height:1.4">{html.escape(n)}</div>' for n in notes)
         self.subtitles.value = subtitles_html(view)
