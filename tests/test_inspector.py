@@ -464,3 +464,17 @@ def test_notebook_runs_headless_with_papermill(tiny_demo, tmp_path, monkeypatch)
         papermill.execute_notebook(str(NOTEBOOKS_DIR / "07_inspector.ipynb"), str(out), kernel_name=ensure_kernel(),
                                    parameters={"data_root": str(tiny_demo), "clip_dir": "typo"},
                                    cwd=str(NOTEBOOKS_DIR), progress_bar=False, execution_timeout=120)
+
+
+def test_an_initial_filter_the_data_cannot_serve_is_refused(toy, tmp_path):
+    with pytest.raises(InspectorError, match="the filter 'with_video' cannot be used here: no clip has a video file"):
+        Inspector(toy, figures_dir=tmp_path, filters=Filters(with_video=True))
+    with pytest.raises(InspectorError, match="no split 'test3_corpus'"):
+        Inspector(toy, figures_dir=tmp_path, filters=Filters(split="test3_corpus"))
+
+
+def test_a_clip_without_a_prior_says_why(toy, tmp_path):
+    assert "the prior file has none for it" in clip_view(toy, 5).prior_note  # c05: others have priors
+    bare = load_inspector_data(dataset=toy_dataset(), prior_file=tmp_path / "absent.jsonl")
+    assert clip_view(bare, 0).prior_note == (f"No prior: no prior file at {tmp_path / 'absent.jsonl'} "
+                                             "(run 01_prior_generation to write it)")

@@ -119,8 +119,13 @@ def clip_view(data: InspectorData, row: int) -> ClipView:
                     label_support=_support(label))
     if prior is None:
         failure = data.prior_failures.get(name)
-        view.prior_note = (f"No prior: the latest call for this clip failed ({failure})" if failure else
-                           f"No prior for this clip ({data.notes.get('priors', 'no prior file')})")
+        if failure:
+            view.prior_note = f"No prior: the latest call for this clip failed ({failure})"
+        elif data.priors:
+            view.prior_note = ("No prior for this clip: the prior file has none for it (01_prior_generation "
+                               "covers the splits it is asked for)")
+        else:
+            view.prior_note = f"No prior: {data.notes.get('priors', 'no prior file given')}"
     else:
         view.prior_support = _support(prior.emotion)
         view.aus = [AUEntry(au=a.au, name=FACS_NAMES[a.au], intensity=a.intensity, evidence=a.evidence,

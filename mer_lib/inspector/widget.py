@@ -30,6 +30,7 @@ from .table import (
     UNLABELLED,
     Filters,
     InspectorError,
+    filter_mask,
     filter_rows,
     find_row,
     position,
@@ -79,6 +80,7 @@ class Inspector:
     # --- construction ----------------------------------------------------------------------------
     def _build_controls(self, initial: Filters) -> None:
         table = self.data.table
+        filter_mask(table, initial)  # an initial filter the data cannot serve fails here, with the reason
         classes = list(table.classes)
         wide = {"description_width": "initial"}
         self.split = widgets.Dropdown(options=[("all", ALL)] + [(s, s) for s in table.split_names],
@@ -171,10 +173,6 @@ class Inspector:
         return run
 
     # --- what the controls do --------------------------------------------------------------------
-    @property
-    def filters(self) -> Filters:
-        return Filters(**{name: control.value for name, control in self.filter_controls.items()})
-
     def _apply_filters(self, **values) -> None:
         """Filter the table (boolean masks, no per-clip work) and keep or move the selection."""
         try:
