@@ -59,9 +59,12 @@ def evenly_spaced(count: int, available: int) -> np.ndarray:
 
 def decode_media(path: Path, strip_frames: int = STRIP_FRAMES) -> ClipMedia:
     """Decode a clip's strip frames and waveform; a track that fails becomes a problem, not an error."""
-    from ..extract.decode import ClipError
-
     media = ClipMedia(path=path)
+    try:
+        from ..extract.decode import ClipError
+    except ImportError as exc:  # PyAV is in the "media" extra
+        media.problems.append(f"cannot decode {path.name}: {exc}. Fix: pip install 'mer-lib[media]'")
+        return media
     try:
         video = read_frames(path, STRIP_SAMPLING_FPS, MAX_SECONDS, FRAME_MAX_SIDE)
         keep = evenly_spaced(strip_frames, len(video.frames))
