@@ -118,6 +118,17 @@ class Context:
         from .data import load_dataset
         return load_dataset(self.data_root, self.features, label_file=self.params["label_file"], **kwargs)
 
+    def load_index(self, clips_dir: str | os.PathLike | None = None):
+        """The dataset's clips without their features (priors need none): labelled clips from the
+        label file, the pool from the feature files and, if given, the clip files in ``clips_dir``."""
+        from .data import dataset_index, feature_file_names
+        from .priors.media import VIDEO_SUFFIXES
+
+        pool = feature_file_names(self.data_root, self.features)[0] or set()
+        if clips_dir:
+            pool |= {p.stem for p in Path(clips_dir).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES}
+        return dataset_index(self.data_root, label_file=self.params["label_file"], pool_names=pool)
+
     def write_results(self, results: dict) -> Path:
         """``<run_dir>/results/<notebook>.json`` (atomic), with the parameters it ran with."""
         path = self.folder("results") / f"{self.notebook}.json"

@@ -114,6 +114,8 @@ def run(config: dict, run_dir: Path, notebooks: list[str], *, timeout: int, labe
         _ensure_demo_data(config, params_of[notebooks[0]]["data_root"])
     kernel = ensure_kernel()
     os.environ["MER_LIB_PROGRESS"] = "log"  # kernels inherit it: plain progress lines in the log
+    # kernels import the same mer_lib as this process (a checkout other than the installed one, too)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJ_ROOT), os.environ.get("PYTHONPATH")]))
 
     manifest = _manifest_header(config, run_dir, label, params_of[notebooks[0]]["seeds"], kernel)
     status = 0

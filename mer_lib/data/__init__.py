@@ -1,7 +1,8 @@
 """Data layer: the MER toolkit's on-disk layout in, a :class:`Dataset` out; plus the demo data."""
-from .dataset import UNLABELLED, Dataset, load_dataset, read_label_file, read_subtitles
+from .dataset import (UNLABELLED, Dataset, dataset_index, feature_file_names, load_dataset, read_label_file,
+                      read_subtitles)
 from .demo import make_demo_dataset
 from .errors import DataError
 
-__all__ = ["UNLABELLED", "DataError", "Dataset", "load_dataset", "make_demo_dataset",
+__all__ = ["UNLABELLED", "DataError", "Dataset", "dataset_index", "feature_file_names", "load_dataset", "make_demo_dataset",
            "read_label_file", "read_subtitles"]

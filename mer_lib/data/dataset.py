@@ -104,42 +104,46 @@ def load_dataset(data_root: str | os.PathLike, features: Mapping[str, str],
     "text": "bloom-7b1-UTT"}``; the ``-UTT``/``-FRA`` suffix may be left out. ``classes`` fixes
     the class order; by default it comes from the label file (MER's order for MER labels).
     """
-    root = Path(data_root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"{root}: data folder not found. Fix: pass the folder that holds features/ "
-                        "and the label file (for the demo: python -m mer_lib.data.demo).")
+    root = _existing_root(data_root)
     if not features:
         raise DataError(f"{root}: no feature folders given. Fix: pass features={{'audio': ..., ...}}.")
+    packed = {m: load_packed(resolve_feature_folder(root, m, spec), use_cache=use_cache,
+                             progress=progress) for m, spec in features.items()}
+    rows_of = {m: {n: i for i, n in enumerate(p.names.tolist())} for m, p in packed.items()}
+    common = set.intersection(*(set(r) for r in rows_of.values()))
+    ds = dataset_index(root, label_file=label_file, pool_names=common, subtitle_file=subtitle_file,
+                       classes=classes)
+    labelled = ds.names[ds.labels >= 0]
+    for m, rows in rows_of.items():
+        missing = [n for n in labelled if n not in rows]
+        if missing:
+            raise DataError(
+                f"{packed[m].folder}: {len(missing)} labelled sample(s) have no {m} features: "
+                f"{listing(missing)} (label file {root / label_file}). Fix: extract {m} features for them, "
+                f"or remove them from the label file.")
+    feats = {}
+    for m, p in packed.items():
+        rows = np.fromiter((rows_of[m][n] for n in ds.names), dtype=np.int64, count=len(ds.names))
+        feats[m] = p.take(rows)
+    return replace(ds, features=feats, feature_names={m: p.folder.name for m, p in packed.items()})
+
+
+def dataset_index(data_root: str | os.PathLike, *, label_file: str = "label-6way.npz", pool_names=(),
+                  subtitle_file: str | None = "transcription-engchi-polish.csv",
+                  classes: list[str] | None = None) -> Dataset:
+    """The clips of a dataset without their features: labelled clips in label-file order, then the
+    unlabelled pool (``pool_names`` not in the label file), sorted; with subtitles and, on the demo,
+    the pool's hidden truth. ``load_dataset`` fills in the features; the inspector uses it as is."""
+    root = _existing_root(data_root)
     label_path = root / label_file
     corpus, valence = read_label_file(label_path)
     classes = resolve_classes(corpus, label_path, classes)
     class_index = {c: i for i, c in enumerate(classes)}
-
-    packed = {m: load_packed(resolve_feature_folder(root, m, spec), use_cache=use_cache,
-                             progress=progress) for m, spec in features.items()}
-    rows_of = {m: {n: i for i, n in enumerate(p.names.tolist())} for m, p in packed.items()}
-
     labelled = [(n, split, emo) for split, items in corpus.items() for n, emo in items.items()]
-    for m, rows in rows_of.items():
-        missing = [n for n, _, _ in labelled if n not in rows]
-        if missing:
-            raise DataError(
-                f"{packed[m].folder}: {len(missing)} labelled sample(s) have no {m} features: "
-                f"{listing(missing)} (label file {label_path}). Fix: extract {m} features for them, "
-                f"or remove them from the label file.")
-    labelled_names = {n for n, _, _ in labelled}
-    common = set.intersection(*(set(r) for r in rows_of.values()))
-    pool = sorted(common - labelled_names)
-
-    names = np.asarray([n for n, _, _ in labelled] + pool)
+    pool = sorted(set(pool_names) - {n for n, _, _ in labelled})
+    names = np.asarray([n for n, _, _ in labelled] + pool, dtype=str)
     labels = np.asarray([class_index[e] for _, _, e in labelled] + [-1] * len(pool), dtype=np.int64)
-    splits = np.asarray([s for _, s, _ in labelled] + [UNLABELLED] * len(pool))
-    feats = {}
-    for m, p in packed.items():
-        rows = np.fromiter((rows_of[m][n] for n in names), dtype=np.int64, count=len(names))
-        feats[m] = p.take(rows)
-    val = np.asarray([valence.get(n, np.nan) for n in names], dtype=np.float64)
-
+    splits = np.asarray([s for _, s, _ in labelled] + [UNLABELLED] * len(pool), dtype=str)
     subtitles = None
     if subtitle_file and (root / subtitle_file).exists():
         subtitles = read_subtitles(root / subtitle_file)
@@ -147,11 +151,33 @@ def load_dataset(data_root: str | os.PathLike, features: Mapping[str, str],
     if (root / HIDDEN_LABELS_FILE).exists():
         truth, _ = read_label_file(root / HIDDEN_LABELS_FILE)
         truth = {n: class_index.get(e, -1) for items in truth.values() for n, e in items.items()}
-        hidden = np.asarray([truth.get(n, -1) if y < 0 else -1 for n, y in zip(names, labels)],
-                            dtype=np.int64)
-    return Dataset(root=root, names=names, classes=tuple(classes), labels=labels, splits=splits,
-                   features=feats, feature_names={m: p.folder.name for m, p in packed.items()},
-                   subtitles=subtitles, hidden_labels=hidden, valence=val)
+        hidden = np.asarray([truth.get(n, -1) if y < 0 else -1 for n, y in zip(names, labels)], dtype=np.int64)
+    return Dataset(root=root, names=names, classes=tuple(classes), labels=labels, splits=splits, features={},
+                   subtitles=subtitles, hidden_labels=hidden,
+                   valence=np.asarray([valence.get(n, np.nan) for n in names], dtype=np.float64))
+
+
+def feature_file_names(root: Path, features: Mapping[str, str]) -> tuple[set[str] | None, str]:
+    """Names with a feature file for every modality (a directory scan, no file read), and a note;
+    ``None`` and the reason when a feature folder is missing."""
+    common: set[str] | None = None
+    for modality, spec in features.items():
+        try:
+            folder = resolve_feature_folder(root, modality, spec)
+        except DataError:
+            return None, f"no feature folder '{spec}' under {root / 'features'}"
+        with os.scandir(folder) as entries:
+            names = {e.name[:-4] for e in entries if e.name.endswith(".npy")}
+        common = names if common is None else common & names
+    return common, ""
+
+
+def _existing_root(data_root) -> Path:
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found. Fix: pass the folder that holds features/ "
+                        "and the label file (for the demo: python -m mer_lib.data --root data/demo).")
+    return root
 
 
 def resolve_feature_folder(root: Path, modality: str, spec: str) -> Path:

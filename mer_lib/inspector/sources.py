@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..data import UNLABELLED, DataError, Dataset, read_label_file, read_subtitles
-from ..data.dataset import resolve_classes, resolve_feature_folder
+from ..data import Dataset, dataset_index, feature_file_names
 from ..priors import (
     DEFAULT_MIN_AU_CONSISTENCY,
     DEFAULT_POLICY,
@@ -63,20 +62,6 @@ def scan_clips(clips_dir: str | os.PathLike | None) -> dict[str, Path]:
     return found
 
 
-def _feature_names(root: Path, features: Mapping[str, str]) -> tuple[set[str] | None, str]:
-    """Names with a feature file for every modality, and a note; None when a folder is missing."""
-    common: set[str] | None = None
-    for modality, spec in features.items():
-        try:
-            folder = resolve_feature_folder(root, modality, spec)
-        except DataError:
-            return None, f"no feature folder '{spec}' under {root / 'features'}"
-        with os.scandir(folder) as entries:
-            names = {e.name[:-4] for e in entries if e.name.endswith(".npy")}
-        common = names if common is None else common & names
-    return common, ""
-
-
 def index_dataset(data_root: str | os.PathLike, label_file: str = "label-6way.npz",
                   features: Mapping[str, str] | None = None, subtitle_file: str | None = SUBTITLE_FILE,
                   extra_names: Sequence[str] = (), classes: Sequence[str] | None = None) -> tuple[Dataset, str]:
@@ -86,31 +71,14 @@ def index_dataset(data_root: str | os.PathLike, label_file: str = "label-6way.np
     other name with a feature file for each modality in ``features``, plus ``extra_names`` (clip
     files, priors), sorted.
     """
-    root = Path(data_root).expanduser()
-    label_path = root / label_file
-    corpus, valence = read_label_file(label_path)
-    classes = resolve_classes(corpus, label_path, list(classes) if classes else None)
-    class_index = {c: i for i, c in enumerate(classes)}
-    labelled = [(n, split, emo) for split, items in corpus.items() for n, emo in items.items()]
-    labelled_names = {n for n, _, _ in labelled}
-
-    with_features, missing = _feature_names(root, features) if features else (None, "no features given")
-    pool = set(extra_names) | (with_features or set())
-    pool = sorted(pool - labelled_names)
+    with_features, missing = feature_file_names(Path(data_root).expanduser(), features) if features \
+        else (None, "no features given")
     note = ("not loaded (the inspector does not need them); the unlabelled pool is "
             + ("the clips with features" if with_features is not None else f"the clips with a video or a "
                f"prior ({missing})"))
-
-    names = np.asarray([n for n, _, _ in labelled] + pool, dtype=str)
-    labels = np.asarray([class_index[e] for _, _, e in labelled] + [-1] * len(pool), dtype=np.int64)
-    splits = np.asarray([s for _, s, _ in labelled] + [UNLABELLED] * len(pool), dtype=str)
-    subtitles = None
-    if subtitle_file and (root / subtitle_file).exists():
-        subtitles = read_subtitles(root / subtitle_file)
-    dataset = Dataset(root=root, names=names, classes=tuple(classes), labels=labels, splits=splits,
-                      features={}, feature_names=dict(features or {}), subtitles=subtitles,
-                      valence=np.asarray([valence.get(n, np.nan) for n in names], dtype=np.float64))
-    return dataset, note
+    dataset = dataset_index(data_root, label_file=label_file, pool_names=set(extra_names) | (with_features or set()),
+                            subtitle_file=subtitle_file, classes=list(classes) if classes else None)
+    return replace(dataset, feature_names=dict(features or {})), note
 
 
 def clips_dataset(data_root: str | os.PathLike, clips_dir: str | os.PathLike, label_file: str = "label-6way.npz",
