@@ -7,7 +7,7 @@ import base64
 import json
 
 import pytest
-from test_priors_fakeserver import FakeLLMServer, small_dataset, write_clips
+from .test_priors_fakeserver import FakeLLMServer, small_dataset, write_clips
 
 from mer_lib.priors import RetryPolicy, generate_for_dataset, load_priors, make_backend, read_records
 from mer_lib.priors.keys import MissingAPIKey

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from test_priors_fakeserver import FakeLLMServer, small_dataset, write_clips
+from .test_priors_fakeserver import FakeLLMServer, small_dataset, write_clips
 
 from mer_lib.priors import RetryPolicy, generate_for_dataset, load_priors, make_backend, read_records
 

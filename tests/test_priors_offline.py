@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_priors_fakeserver import small_dataset, write_clips
+from .test_priors_fakeserver import small_dataset, write_clips
 
 from mer_lib.config import MER_CLASSES, SHARED_SAMPLES_DIR
 from mer_lib.data import read_label_file, read_subtitles

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_priors_fakeserver import small_dataset, valid_answer
+from .test_priors_fakeserver import small_dataset, valid_answer
 
 from mer_lib.config import MER_CLASSES
 from mer_lib.priors import POLICIES, reliability_table, reliable_mask, zero_shot_scores

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from test_priors_fakeserver import small_dataset, valid_answer
+from .test_priors_fakeserver import small_dataset, valid_answer
 
 from mer_lib.priors import RetryPolicy, generate_for_dataset
 from mer_lib.priors import run as run_module

@@ -5,7 +5,7 @@ import json
 import math
 
 import pytest
-from test_priors_fakeserver import valid_answer
+from .test_priors_fakeserver import valid_answer
 
 from mer_lib.config import MER_CLASSES
 from mer_lib.priors import (

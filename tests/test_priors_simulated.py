@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from test_priors_fakeserver import small_dataset
+from .test_priors_fakeserver import small_dataset
 
 from mer_lib.config import MER_CLASSES
 from mer_lib.data import load_dataset, make_demo_dataset

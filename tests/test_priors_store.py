@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_priors_fakeserver import valid_answer
+from .test_priors_fakeserver import valid_answer
 
 from mer_lib.config import MER_CLASSES
 from mer_lib.priors import PriorStoreError, latest_status, load_priors, read_records
