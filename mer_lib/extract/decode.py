@@ -76,17 +76,18 @@ def read_video_frames(path: str | Path, fps: float | None = 2.0, max_seconds: fl
     return VideoFrames(frames=frames, times=np.asarray(times), duration=last_time + 1.0 / rate)
 
 
-def read_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray:
-    """The first audio track as 16 kHz mono float32 samples, shape (S,)."""
+def decode_audio_track(path: str | Path, sample_rate: int = AUDIO_SAMPLE_RATE,
+                       max_seconds: float | None = None) -> np.ndarray | None:
+    """The first audio track as mono float32 samples at ``sample_rate``, shape (S,); None when the
+    clip has no audio track. A corrupt container or track raises :class:`ClipError`."""
     path = Path(path)
     container = _open(path)
     with container:
         if not container.streams.audio:
-            raise ClipError(path, "the clip has no audio track. Fix: drop it from the audio extraction "
-                                  "(its video and text can still be extracted), or add the sound track.")
+            return None
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_SAMPLE_RATE)
-        limit = None if max_seconds is None else round(max_seconds * AUDIO_SAMPLE_RATE)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        limit = None if max_seconds is None else round(max_seconds * sample_rate)
         chunks, n = [], 0
         try:
             for frame in container.decode(stream):
@@ -101,8 +102,16 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray
             raise ClipError(path, f"the audio track is corrupt ({exc}). Fix: re-encode or re-download "
                                   "the clip.") from exc
     audio = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
-    if limit is not None:
-        audio = audio[:limit]
+    return audio if limit is None else audio[:limit]
+
+
+def read_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray:
+    """The first audio track as 16 kHz mono float32 samples, shape (S,), long enough for a speech
+    encoder; a clip without one raises :class:`ClipError`."""
+    audio = decode_audio_track(path, AUDIO_SAMPLE_RATE, max_seconds)
+    if audio is None:
+        raise ClipError(path, "the clip has no audio track. Fix: drop it from the audio extraction "
+                              "(its video and text can still be extracted), or add the sound track.")
     if audio.size < MIN_AUDIO_SAMPLES:
         held_ms = audio.size * 1000 / AUDIO_SAMPLE_RATE
         needed_ms = MIN_AUDIO_SAMPLES * 1000 // AUDIO_SAMPLE_RATE

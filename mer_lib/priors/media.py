@@ -44,24 +44,14 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def decode_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray | None:
     """The clip's first audio track as float32 mono at ``sample_rate`` Hz, shape (T,);
-    None when the clip has no audio track."""
-    import av  # optional dependency (the "media" extra)
+    None when the clip has no audio track. (The decoder of :mod:`mer_lib.extract.decode`.)"""
+    from ..extract.decode import ClipError, decode_audio_track  # PyAV: the optional "media" extra
 
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                return None
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-            chunks = []
-            for frame in container.decode(audio=0):
-                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
-            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))  # flush
-    except (av.error.FFmpegError, OSError) as exc:
-        raise MediaError(f"{path}: cannot decode the audio track ({exc}). Fix: check the file plays; "
-                         "re-encode it (e.g. to H.264/AAC mp4) if it is damaged.") from exc
-    if not chunks:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+        return decode_audio_track(path, sample_rate)
+    except ClipError as exc:
+        raise MediaError(f"{exc} (cannot decode the audio track; check the file plays, re-encode it "
+                         "to H.264/AAC mp4 if it is damaged)") from exc
 
 
 def wav_bytes(signal: np.ndarray, sample_rate: int) -> bytes:
