@@ -28,16 +28,21 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as f:  # flush to disk before the rename makes it visible
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _umask() -> int:
+def _read_umask() -> int:
+    # os.umask can only be read by setting it: do that once, at import, not around every write
+    # (threads writing meanwhile would create files with a zero umask)
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -70,7 +70,7 @@ def _bdcl_terms(z: torch.Tensor, labels: torch.Tensor, tau: float):
 
     group = cls * M + modality  # (R,) column group = (class, modality)
     onehot = F.one_hot(group, C * M).to(e.dtype)  # (R, C*M)
-    gsum, shift = _group_exp_sums(e, group, C * M, tau)  # sum_k exp(s_rk - shift_rg), self excluded
+    gsum, shift = _group_exp_sums(e, group, onehot, tau)  # sum_k exp(s_rk - shift_rg), self excluded
     gcount = onehot.sum(0).expand(R, -1) - onehot  # (R, C*M) candidates per group, self excluded
     glog = torch.log(torch.where(gcount > 0, gsum, torch.ones_like(gsum))) + shift  # (R, C*M)
     glog = glog.view(R, C, M)
@@ -106,7 +106,7 @@ def _bdcl_terms(z: torch.Tensor, labels: torch.Tensor, tau: float):
     return inter, intra
 
 
-def _group_exp_sums(e: torch.Tensor, group: torch.Tensor, n_groups: int, tau: float):
+def _group_exp_sums(e: torch.Tensor, group: torch.Tensor, onehot: torch.Tensor, tau: float):
     """Per (anchor, group) sums of exp(s) over the other embeddings, and the shift they carry.
 
     Similarities of unit vectors lie in [-1/tau, 1/tau], so shifting by the constant 1/tau keeps
@@ -114,8 +114,7 @@ def _group_exp_sums(e: torch.Tensor, group: torch.Tensor, n_groups: int, tau: fl
     fits the dtype's exponent range. Then one [R, R] buffer does it all. Beyond that range (tiny tau)
     each group is shifted by its own maximum instead (slower: a scatter over [R, R]).
     """
-    R = e.shape[0]
-    onehot = F.one_hot(group, n_groups).to(e.dtype)
+    R, n_groups = e.shape[0], onehot.shape[1]
     exp_range = math.log(torch.finfo(e.dtype).tiny)  # smallest normal: about -87 in float32
     if -2.0 / tau > exp_range + 8.0:
         gsum = _ShiftedGroupExpSums.apply(e, group, onehot, tau)  # (R, n_groups)

@@ -43,11 +43,6 @@ def cjk_font() -> str | None:
     return next((name for name in CJK_FONTS if name in known), None)
 
 
-def has_cjk(text: str) -> bool:
-    return any("\u2e80" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" or "\uff00" <= ch <= "\uffef"
-               for ch in text)
-
-
 def frame_strip(frames: list[np.ndarray]) -> np.ndarray:
     """(H, sum W, 3) uint8: the frames side by side, cropped to a common height."""
     height = min(f.shape[0] for f in frames)
