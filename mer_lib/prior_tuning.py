@@ -32,7 +32,7 @@ from torch import nn
 
 from . import io
 from .data import Dataset
-from .devices import adam, autocast, resolve_device
+from .devices import adam, autocast, reproducible, resolve_device
 from .metrics import classification_scores
 from .models import AttentionFusion
 from .progress import progress
@@ -253,6 +253,7 @@ def _batch(inputs: PriorInputs, rows: np.ndarray, device) -> tuple[torch.Tensor,
             torch.from_numpy(inputs.available[rows]).to(device))
 
 
+@reproducible
 @torch.no_grad()
 def predict_stage2(model: PriorGuidedFusion, feats, inputs: PriorInputs, idx: np.ndarray, cfg: Stage2Config) -> np.ndarray:
     """Softmax probabilities (n, C); clips without a prior follow ``cfg.missing``."""
@@ -272,6 +273,7 @@ def predict_stage2(model: PriorGuidedFusion, feats, inputs: PriorInputs, idx: np
     return torch.cat(probs).numpy() if probs else np.zeros((0, model.classifier.out_features), np.float32)
 
 
+@reproducible
 def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_idx: np.ndarray,
                val_idx: np.ndarray, cfg: Stage2Config, seed: int, *, train_available: np.ndarray | None = None,
                eval_available: np.ndarray | None = None, checkpoint: Path | None = None,

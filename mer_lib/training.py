@@ -29,7 +29,7 @@ from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 from . import io
 from .data import Dataset
-from .devices import adam, autocast, resolve_device
+from .devices import adam, autocast, reproducible, resolve_device
 from .losses import bdcl_loss
 from .metrics import classification_scores
 from .models import AttentionFusion, FusionConfig
@@ -69,6 +69,7 @@ def feature_tensors(ds: Dataset, device: torch.device, modalities=None) -> dict[
     return {m: torch.from_numpy(ds.features[m]).to(device) for m in (modalities or ds.modalities)}
 
 
+@reproducible
 @torch.no_grad()
 def predict(model: AttentionFusion, feats: Mapping[str, torch.Tensor], idx: np.ndarray,
             batch_size: int = 8192, amp: bool = True) -> dict[str, np.ndarray]:
@@ -112,6 +113,7 @@ class FitResult:
     pseudo_labels: np.ndarray
 
 
+@reproducible
 def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Config, seed: int, *,
         pool_idx: np.ndarray | None = None, extra_idx: np.ndarray | None = None,
         extra_labels: np.ndarray | None = None, modalities=None, checkpoint: Path | None = None,
