@@ -12,7 +12,7 @@ import torch
 from sklearn.metrics import silhouette_score
 
 from .data import Dataset
-from .training import Stage1Run, feature_tensors, predict
+from .stage1 import Stage1Run, feature_tensors, predict
 
 
 def sample_rows(ds: Dataset, first_split: str, then_split: str, n: int, seed: int = 0) -> np.ndarray:

@@ -15,7 +15,7 @@ import difflib
 import json
 import os
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,33 @@ class Context:
                     "demo numbers, not MER2024 numbers.")
         return f"Data: {self.data_root.name} ({self.params['train_split']} -> {self.params['test_split']})."
 
+    def stage1_config(self, **changes):
+        """The stage-1 settings of this notebook's parameters (the block shared by 02-06), with
+        ``changes`` (e.g. ``bdcl=False``, ``pseudo_labels=True``): the one place notebooks build them,
+        so two notebooks with the same parameters ask for the same stage 1 and share its checkpoints."""
+        from .models import FusionConfig
+        from .stage1 import Stage1Config
+
+        p = self.params
+        model = FusionConfig(hidden_dim=p["hidden_dim"], latent_dim=p["latent_dim"], dropout=p["dropout"],
+                             attention_softmax=p["attention_softmax"])
+        cfg = Stage1Config(model=model, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                           weight_decay=p["weight_decay"], tau=p["tau"], lambda_inter=p["lambda_inter"],
+                           lambda_intra=p["lambda_intra"], folds=p["folds"], cold_start_epochs=p["cold_start_epochs"],
+                           pseudo_threshold=p["pseudo_threshold"], pseudo_class_cap=p["pseudo_class_cap"] or None,
+                           device=self.device)
+        return replace(cfg, **changes)
+
+    def stage2_config(self, **changes):
+        """The stage-2 settings of this notebook's parameters (the block shared by 04 and 05)."""
+        from .stage2 import Stage2Config
+
+        p = self.params
+        cfg = Stage2Config(epochs=p["tune_epochs"], batch_size=p["tune_batch_size"], lr=p["tune_lr"],
+                           transformer_layers=p["transformer_layers"], heads=p["heads"],
+                           prior_dropout=p["prior_dropout"], missing=p["missing"], device=self.device)
+        return replace(cfg, **changes)
+
     def folder(self, name: str) -> Path:
         """``<run_dir>/<name>/``, created: results, figures, checkpoints, cache, priors."""
         path = self.run_dir / name
@@ -142,7 +169,8 @@ class Context:
 
 
 def start(notebook: str, namespace: dict) -> Context:
-    """Check a notebook's parameters, fill empty dataset parameters from the profile, resolve paths."""
+    """Check a notebook's parameters, fill empty dataset parameters from the profile, resolve paths,
+    and write the resolved values back into ``namespace`` (the notebook's globals)."""
     params = check_parameters(namespace, notebook)
     profile = params.get("profile") or ""
     if profile:
@@ -157,6 +185,9 @@ def start(notebook: str, namespace: dict) -> Context:
     params["run_dir"] = str(run_dir)
     seeds = [params.get("seed", 0) + i for i in range(max(1, params.get("seeds", 1)))]
     run_dir.mkdir(parents=True, exist_ok=True)
+    # the resolved values replace the notebook's own globals: `data_root`, `train_split`, ... are then
+    # the values this run uses (not the "" left in the parameters cell for the profile to fill)
+    namespace.update(params)
     return Context(notebook, params, run_dir, seeds)
 
 

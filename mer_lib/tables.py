@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import io
+from .metrics import aggregate_scores
 
 # Accuracies (%) the paper reports for single-modality models (Table 2). They are the paper's numbers,
 # not ours, and only ever appear in their own clearly named column.
@@ -42,6 +43,7 @@ TABLE1_SOURCES: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("03_pseudo_labeling", ("bdcl_pl",)),
     ("04_prior_tuning", ("ours", "ours_shuffled")),
 )
+LLM_NOTEBOOKS = {"01_prior_generation"}  # its rows are zero-shot MLLM answers, not trained models
 CONTROL_KEYS = {"ours_shuffled"}  # rows that are controls, not methods; their label says so
 TABLE2_ROWS = ("A", "V", "T", "AVT", "AVT+Prior")
 TABLE3_ROWS = ("base", "random", "matched", "balanced", "all")
@@ -71,19 +73,37 @@ def format_mean_std(stat: Mapping | None, digits: int = 1) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+def method_entry(label: str, runs: Sequence, **extra) -> dict:
+    """A METHOD ENTRY (a table row in a results JSON): the runs' test scores aggregated over seeds,
+    each run's summary, and any ``extra`` fields (``coverage``, ``added``)."""
+    return {"label": label, "test": aggregate_scores([r.test_scores for r in runs]),
+            "runs": [r.summary() for r in runs], **extra}
+
+
+def summary_frame(methods: Mapping[str, dict]) -> pd.DataFrame:
+    """Method entries as a small table of mean ± std (accuracy, weighted F1, macro F1), for display."""
+    rows = {e["label"]: {"Acc": format_mean_std(e["test"]["accuracy"]), "WF1": format_mean_std(e["test"]["weighted_f1"]),
+                         "macro F1": format_mean_std(e["test"]["macro_f1"]), "seeds": e["test"]["n_seeds"]}
+            for e in methods.values()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 # ---------------------------------------------------------------------------------------------
 # The three tables
 # ---------------------------------------------------------------------------------------------
 
-def table1_methods(results: Mapping[str, dict]) -> tuple[dict[str, dict], list[str]]:
+def table1_methods(results: Mapping[str, dict], *, fusion_only: bool = False) -> tuple[dict[str, dict], list[str]]:
     """Table 1's rows as ``{row label: METHOD ENTRY}`` in the paper's order, and notes on absent rows.
 
     The shuffled-priors control gets "(control)" in its label if its label does not say so already.
-    Also handy for :func:`mer_lib.figures.fig_per_class` (``{label: entry["test"]}``).
+    ``fusion_only``: only the trained fusion models, chosen by notebook and key (no LLM zero-shot row,
+    no control), e.g. for :func:`mer_lib.figures.fig_per_class` (``{label: entry["test"]}``).
     """
     rows: dict[str, dict] = {}
     notes: list[str] = []
     for notebook, preferred in TABLE1_SOURCES:
+        if fusion_only and notebook in LLM_NOTEBOOKS:
+            continue
         methods = _notebook_part(results, notebook, "methods", notes)
         if methods is None:
             continue
@@ -91,7 +111,7 @@ def table1_methods(results: Mapping[str, dict]) -> tuple[dict[str, dict], list[s
             [k for k in preferred if k in methods] + [k for k in methods if k not in preferred])
         for key in keys:
             entry = methods[key]
-            if _skipped(entry, f"{notebook}: {key}", notes):
+            if (fusion_only and key in CONTROL_KEYS) or _skipped(entry, f"{notebook}: {key}", notes):
                 continue
             label = str(entry.get("label") or key)
             if key in CONTROL_KEYS and "control" not in label.lower():

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from mer_lib import training
+from mer_lib import stage1
 from mer_lib.data import load_dataset
 from mer_lib.data.demo import FEATURES, TRAIN_SPLIT
 from mer_lib.models import FusionConfig
 
-CFG = training.Stage1Config(model=FusionConfig(hidden_dim=64, latent_dim=64), epochs=6, batch_size=256,
+CFG = stage1.Stage1Config(model=FusionConfig(hidden_dim=64, latent_dim=64), epochs=6, batch_size=256,
                             lr=3e-3, bdcl=True)
 
 
@@ -22,8 +22,8 @@ def ds(tiny_demo):
 
 
 def _train(ds, folder, seed=1, cfg=CFG):
-    tr, va = training.validation_splits(ds.labels, ds.indices(TRAIN_SPLIT), cfg, seed)[0]
-    fit = training.fit(ds, tr, va, cfg, seed, checkpoint=folder / "stage1.pt")
+    tr, va = stage1.validation_splits(ds.labels, ds.indices(TRAIN_SPLIT), cfg, seed)[0]
+    fit = stage1.fit(ds, tr, va, cfg, seed, checkpoint_dir=folder)
     return {k: v.clone() for k, v in fit.model.state_dict().items()}, [h["val_weighted_f1"] for h in fit.history]
 
 

@@ -73,7 +73,7 @@ def one_hot_probabilities(predicted: str) -> list[float]:
 
 
 def write_predictions(path: Path, rows=PLANTED) -> Path:
-    """A predictions.csv as notebook 04 writes it (mer_lib.experiments.prediction_table's columns)."""
+    """A predictions.csv as notebook 04 writes it (mer_lib.stage2.prediction_table's columns)."""
     records = []
     for name, split, label, prior, _, stage1, stage2 in rows:
         if stage1 is None:

@@ -48,6 +48,37 @@ def test_parameters_cell_holds_only_typed_literals_with_a_comment(path):
     assert set(SHARED) <= set(declared), f"{path.name} lacks {set(SHARED) - set(declared)}"
 
 
+def _parameter_sections(path: Path) -> dict[str, str]:
+    """The parameters cell cut at its ``# --- <section> ---`` lines: {section header: its lines}."""
+    nb = nbformat.read(path, as_version=4)
+    source = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    sections, current = {}, None
+    for line in source.splitlines():
+        if line.startswith("# ---"):
+            current = line.split("(")[0].strip(" -#")  # "stage 1", "dataset: left empty, ..." -> name
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+    return {name: "\n".join(lines) for name, lines in sections.items()}
+
+
+SHARED_SECTIONS = {"dataset: left empty, each is taken from `profile`": [p.stem for p in NOTEBOOKS], "run": [p.stem for p in NOTEBOOKS],
+                   "stage 1": ["02_pretraining", "03_pseudo_labeling", "04_prior_tuning", "05_ablations", "06_tsne_plots"],
+                   "stage 2": ["04_prior_tuning", "05_ablations"]}
+
+
+@pytest.mark.parametrize("section", SHARED_SECTIONS)
+def test_shared_parameter_blocks_are_identical_across_notebooks(section):
+    """A block that several notebooks declare must not drift: 04 and 05 must train the same stage 2,
+    and a notebook reuses another's stage 1 only when every stage-1 setting matches."""
+    blocks = {p.stem: _parameter_sections(p) for p in NOTEBOOKS}
+    holders = [nb for nb, sections in blocks.items() if section in sections]
+    assert holders == SHARED_SECTIONS[section], f"'{section}' is declared by {holders}"
+    reference = blocks[holders[0]][section]
+    for nb in holders[1:]:
+        assert blocks[nb][section] == reference, f"{nb}'s '{section}' block differs from {holders[0]}'s"
+
+
 def test_check_parameters_rejects_unknown_and_mistyped_names():
     ns = {"__annotations__": {"seed": int, "tau": float, "name": str}, "seed": 1, "tau": 1, "name": "x"}
     assert notebook.check_parameters(ns) == {"seed": 1, "tau": 1.0, "name": "x"}
@@ -59,6 +90,17 @@ def test_check_parameters_rejects_unknown_and_mistyped_names():
         notebook.check_parameters({**ns, "seed": True})
     # modules, functions and IPython's own names are not parameters
     notebook.check_parameters({**ns, "np": np, "f": len, "In": [], "Out": {}, "_": 1})
+
+
+def test_start_writes_the_resolved_values_back_into_the_notebook(tmp_path):
+    declared = {"profile": str, "data_root": str, "train_split": str, "test_split": str, "run_dir": str,
+                "seed": int, "seeds": int}
+    ns = {"__annotations__": declared, "profile": "demo", "data_root": "", "train_split": "", "test_split": "",
+          "run_dir": str(tmp_path / "run"), "seed": 0, "seeds": 2}
+    ctx = notebook.start("xx_test", ns)
+    assert ns["data_root"] == ctx["data_root"] == str(PROJ_ROOT / "data" / "demo")
+    assert ns["train_split"] == "train_corpus" and ns["test_split"] == "test_corpus"
+    assert ctx.seeds == [0, 1]
 
 
 def _reproduce(*args, cwd=PROJ_ROOT):
@@ -83,9 +125,8 @@ def _fast_config(tmp_path: Path, data_root: Path, **dataset) -> dict:
         "seeds": 2,
         "notebooks": {
             "all": {"epochs": 3, "batch_size": 32, "hidden_dim": 16, "latent_dim": 8, "tune_epochs": 2,
-                    "tune_batch_size": 32, "heads": 2},
-            "03_pseudo_labeling": {"cold_start_epochs": 1, "pseudo_threshold": 0.5, "extension_size": 40,
-                                   "extension_threshold": 0.5},
+                    "tune_batch_size": 32, "heads": 2, "cold_start_epochs": 1, "pseudo_threshold": 0.5},
+            "03_pseudo_labeling": {"extension_size": 40, "extension_threshold": 0.5},
             "06_tsne_plots": {"tsne_samples": 150, "perplexity": 10.0},
         },
     }

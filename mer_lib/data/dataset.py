@@ -11,6 +11,8 @@ for every modality but no label in any split form the unlabelled pool (split ``"
 from __future__ import annotations
 
 import difflib
+import functools
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -46,6 +48,19 @@ class Dataset:
     @property
     def modalities(self) -> tuple[str, ...]:
         return tuple(self.features)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of what a model trained on this dataset depends on: names, labels, splits, classes and
+        the features' content (computed once, ~1 s per GB). Training run keys include it, so a run
+        folder reused with other features (a new extractor, a re-extracted clip) retrains."""
+        h = hashlib.blake2b(digest_size=16)
+        for part in (self.names, self.labels, self.splits, np.asarray(self.classes)):
+            h.update(np.ascontiguousarray(part).tobytes())
+        for modality, array in self.features.items():
+            h.update(modality.encode())
+            h.update(np.ascontiguousarray(array).data)
+        return h.hexdigest()
 
     @property
     def dims(self) -> dict[str, int]:

@@ -8,7 +8,7 @@ is built, :func:`filter_rows` is an AND of those masks, and navigation (:func:`s
 in detail (:mod:`.view`).
 
 Predictions come from notebook 04's ``<run_dir>/results/predictions.csv``
-(:func:`mer_lib.experiments.prediction_table`: ``name, split, label, has_prior,
+(:func:`mer_lib.stage2.prediction_table`: ``name, split, label, has_prior,
 stage1_<class>..., stage2_<class>...`` probabilities); :func:`read_predictions` reads and checks it.
 """
 from __future__ import annotations

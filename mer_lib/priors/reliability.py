@@ -18,7 +18,7 @@ with).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -163,3 +163,17 @@ def zero_shot_scores(priors: Mapping[str, Prior], dataset, split: str, *, missin
                   n_without_prior=int((~covered).sum()),
                   coverage=float(covered.mean()) if len(idx) else 0.0)
     return scores
+
+
+def au_frequency(prior_map: Mapping[str, Prior], classes: Sequence[str]) -> dict[str, dict[str, float]]:
+    """For each emotion, the share of its priors that report each AU (Figure 1's heat map)."""
+    counts: dict[str, dict[str, int]] = {c: {} for c in classes}
+    totals = {c: 0 for c in classes}
+    for prior in prior_map.values():
+        if prior.emotion not in counts:
+            continue
+        totals[prior.emotion] += 1
+        for au in {a.au for a in prior.visual_aus}:
+            counts[prior.emotion][str(au)] = counts[prior.emotion].get(str(au), 0) + 1
+    return {c: {au: n / totals[c] for au, n in sorted(counts[c].items(), key=lambda kv: int(kv[0]))}
+            for c in classes if totals[c]}

