@@ -8,18 +8,26 @@ classes are averaged, so a head class (neutral: 871 clips) does not drown a tail
 
 For anchor z_mi with similarity s(a, b) = <a, b> / tau on L2-normalised embeddings:
 
-    D_mi = (1 / C_i) * sum_c (1 / |B_c \\ {i}|) * sum_{k in B_c, k != i} exp(s(z_mi, z_k))
+    D_mi = (1 / C_i) * sum_c (1 / |B_c|) * sum_{k in B_c} exp(s(z_mi, z_k))
 
 where B_c is the anchor's candidate set of class c (intra: modality-m embeddings; inter: every
-embedding of every modality) and C_i counts the classes with at least one candidate. Then
+embedding of every modality), without the anchor itself unless ``include_self``, and C_i counts the
+classes with at least one candidate. Then
 
     intra_mi = (1/|P|) sum_{j in P} [-s(z_mi, z_mj)] + log D_mi     P = same class, same modality, j != i
-    inter_mi = (1/(M-1)) sum_{n != m} [-s(z_mi, z_ni)] + log D'_mi
+    inter    = mean over the modality pairs (m, n) and samples i of [-s(z_mi, z_ni)] + log D'_mi
 
-averaged over valid anchors. Everything comes from one [NM, NM] matrix of exponentials: sums per
-(anchor, class, modality) are a matmul with a one-hot, and the positives come from embedding sums.
-The exponentials are shifted so that the logarithms stay finite in any precision (computed in at
-least float32, also under autocast); see `_group_exp_sums`.
+The paper is silent on two details, so both readings are switches (Table 4 measures them):
+- ``include_self``: eq. 6-8 read literally keep the anchor in its own class's candidate set B_c;
+  SupCon-style losses leave it out (the default here, as in this function's first version);
+- ``symmetric``: the paper lists three pairs (v, a), (v, t), (a, t): anchor m, positive n, m < n along
+  the modality axis (put the axis in the order v, a, t to get exactly the paper's list); True uses
+  all six ordered pairs, every modality an anchor for every other.
+
+Everything comes from one [NM, NM] matrix of exponentials: sums per (anchor, class, modality) are a
+matmul with a one-hot, and the positives come from embedding sums. The exponentials are shifted so
+that the logarithms stay finite in any precision (computed in at least float32, also under
+autocast); see `_group_exp_sums`.
 """
 from __future__ import annotations
 
@@ -30,12 +38,15 @@ import torch.nn.functional as F
 
 
 def bdcl_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1, lambda_inter: float = 0.2,
-              lambda_intra: float = 0.2) -> dict[str, torch.Tensor]:
+              lambda_intra: float = 0.2, *, symmetric: bool = True,
+              include_self: bool = False) -> dict[str, torch.Tensor]:
     """BDCL on a batch of multimodal embeddings.
 
     Args:
         z: (N, M, D) embeddings, M modalities in one latent space (normalised here).
         labels: (N,) int class indices in [0, C); rows with a negative label are ignored.
+        symmetric: all ordered modality pairs (True) or only m < n along the modality axis (False).
+        include_self: keep the anchor in its own denominator (True: eq. 6-8 read literally).
     Returns:
         dict of scalar tensors: ``loss`` = lambda_inter * ``inter`` + lambda_intra * ``intra``.
     """
@@ -52,26 +63,32 @@ def bdcl_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = 0.1, lambda_in
 
     with torch.autocast(device_type=z.device.type, enabled=False):
         # at least float32 (half precision underflows the exponentials), float64 stays float64
-        inter, intra = _bdcl_terms(z.to(torch.promote_types(z.dtype, torch.float32)), labels, tau)
+        inter, intra = _bdcl_terms(z.to(torch.promote_types(z.dtype, torch.float32)), labels, tau,
+                                   symmetric, include_self)
     inter = zero if inter is None else inter
     intra = zero if intra is None else intra
     return {"loss": lambda_inter * inter + lambda_intra * intra, "inter": inter, "intra": intra}
 
 
-def _bdcl_terms(z: torch.Tensor, labels: torch.Tensor, tau: float):
+def modality_pairs(M: int, symmetric: bool) -> torch.Tensor:
+    """(M, M) bool: [m, n] when (anchor m, positive n) is a pair of the inter-modality term."""
+    pairs = ~torch.eye(M, dtype=torch.bool)
+    return pairs if symmetric else pairs.triu()
+
+
+def _bdcl_terms(z: torch.Tensor, labels: torch.Tensor, tau: float, symmetric: bool, include_self: bool):
     N, M, _ = z.shape
     C = int(labels.max()) + 1
     # flatten modality-major: row r = m * N + i
     e = F.normalize(z.transpose(0, 1).reshape(M * N, -1), dim=-1)  # (R, D), R = M * N
-    sample = torch.arange(N, device=z.device).repeat(M)  # (R,)
     modality = torch.arange(M, device=z.device).repeat_interleave(N)  # (R,)
     cls = labels.repeat(M)  # (R,)
     R = M * N
 
     group = cls * M + modality  # (R,) column group = (class, modality)
     onehot = F.one_hot(group, C * M).to(e.dtype)  # (R, C*M)
-    gsum, shift = _group_exp_sums(e, group, onehot, tau)  # sum_k exp(s_rk - shift_rg), self excluded
-    gcount = onehot.sum(0).expand(R, -1) - onehot  # (R, C*M) candidates per group, self excluded
+    gsum, shift = _group_exp_sums(e, group, onehot, tau, include_self)  # sum_k exp(s_rk - shift_rg)
+    gcount = onehot.sum(0).expand(R, -1) - (0 if include_self else onehot)  # (R, C*M) candidates per group
     glog = torch.log(torch.where(gcount > 0, gsum, torch.ones_like(gsum))) + shift  # (R, C*M)
     glog = glog.view(R, C, M)
     gcount = gcount.view(R, C, M)
@@ -89,14 +106,17 @@ def _bdcl_terms(z: torch.Tensor, labels: torch.Tensor, tau: float):
 
     self_sim = (e * e).sum(1) / tau  # (R,) the diagonal of sim
     inter = None
-    if M > 1:
-        # positives of row (m, i): the same sample's other modalities, via the sample's embedding sum
-        sample_sum = e.view(M, N, -1).sum(0)  # (N, D)
-        pos_inter = ((e * sample_sum[sample]).sum(1) / tau - self_sim) / (M - 1)  # (R,)
-        inter = (inter_logD - pos_inter).mean()
+    pairs = modality_pairs(M, symmetric).to(device=z.device, dtype=e.dtype)  # (M, M)
+    if pairs.any():
+        # positives of row (m, i): z_ni for the pairs (m, n), via the sum of the partners' embeddings
+        partner_sum = torch.einsum("mn,nid->mid", pairs, e.view(M, N, -1)).reshape(R, -1)  # (R, D)
+        pos_inter = (e * partner_sum).sum(1) / tau  # (R,) sum over partners of s(z_mi, z_ni)
+        partners = pairs.sum(1).repeat_interleave(N)  # (R,)
+        # mean over the pairs and samples of [-s(z_mi, z_ni) + log D'_mi]
+        inter = (partners * inter_logD - pos_inter).sum() / (N * pairs.sum())
 
     # positives of row (m, i): same class, same modality, other samples, via group embedding sums
-    pos_count = intra_count.gather(1, cls[:, None]).squeeze(1)  # (R,)
+    pos_count = intra_count.gather(1, cls[:, None]).squeeze(1) - (1 if include_self else 0)  # (R,)
     group_sum = onehot.T @ e  # (C*M, D)
     pos_sum = (e * group_sum[group]).sum(1) / tau - self_sim  # (R,)
     valid = pos_count > 0
@@ -106,8 +126,9 @@ def _bdcl_terms(z: torch.Tensor, labels: torch.Tensor, tau: float):
     return inter, intra
 
 
-def _group_exp_sums(e: torch.Tensor, group: torch.Tensor, onehot: torch.Tensor, tau: float):
-    """Per (anchor, group) sums of exp(s) over the other embeddings, and the shift they carry.
+def _group_exp_sums(e: torch.Tensor, group: torch.Tensor, onehot: torch.Tensor, tau: float, include_self: bool):
+    """Per (anchor, group) sums of exp(s) over the other embeddings (and the anchor itself when
+    ``include_self``), and the shift they carry.
 
     Similarities of unit vectors lie in [-1/tau, 1/tau], so shifting by the constant 1/tau keeps
     every term in [exp(-2/tau), 1]: no overflow, and no underflow of a non-empty group while 2/tau
@@ -117,9 +138,11 @@ def _group_exp_sums(e: torch.Tensor, group: torch.Tensor, onehot: torch.Tensor, 
     R, n_groups = e.shape[0], onehot.shape[1]
     exp_range = math.log(torch.finfo(e.dtype).tiny)  # smallest normal: about -87 in float32
     if -2.0 / tau > exp_range + 8.0:
-        gsum = _ShiftedGroupExpSums.apply(e, group, onehot, tau)  # (R, n_groups)
+        gsum = _ShiftedGroupExpSums.apply(e, group, onehot, tau, include_self)  # (R, n_groups)
         return gsum, torch.full((R, n_groups), 1.0 / tau, dtype=e.dtype, device=e.device)
-    sim = (e @ e.T / tau).fill_diagonal_(float("-inf"))  # (R, R)
+    sim = e @ e.T / tau  # (R, R)
+    if not include_self:
+        sim = sim.fill_diagonal_(float("-inf"))
     index = group.expand(R, R)
     gmax = torch.full((R, n_groups), float("-inf"), dtype=e.dtype, device=e.device)
     gmax = gmax.scatter_reduce(1, index, sim, reduce="amax").detach()
@@ -129,17 +152,21 @@ def _group_exp_sums(e: torch.Tensor, group: torch.Tensor, onehot: torch.Tensor, 
 
 
 class _ShiftedGroupExpSums(torch.autograd.Function):
-    """gsum = A @ H with A = exp(e e^T / tau - 1/tau), diagonal zeroed, H the group one-hot.
+    """gsum = A @ H with A = exp(e e^T / tau - 1/tau) (diagonal zeroed unless the anchor counts),
+    H the group one-hot.
 
     Written by hand because autograd keeps several [R, R] temporaries around; this backward needs
-    only A: with G the incoming gradient, dL/dS = G[:, group] * A and dL/de = (W + W^T) e / tau.
+    only A: with G the incoming gradient, dL/dS = G[:, group] * A and dL/de = (W + W^T) e / tau
+    (the diagonal, when kept, is counted twice: d<e_r, e_r>/de_r = 2 e_r, as it should).
     """
 
     @staticmethod
-    def forward(ctx, e, group, onehot, tau):
+    def forward(ctx, e, group, onehot, tau, include_self):
         A = torch.addmm(torch.full((), -1.0 / tau, dtype=e.dtype, device=e.device), e, e.T,
                         alpha=1.0 / tau)  # (R, R) s - 1/tau
-        A.fill_diagonal_(float("-inf")).exp_()  # self excluded
+        if not include_self:
+            A.fill_diagonal_(float("-inf"))  # self excluded
+        A.exp_()
         ctx.save_for_backward(e, group, A)
         ctx.tau = tau
         return A @ onehot
@@ -149,7 +176,7 @@ class _ShiftedGroupExpSums(torch.autograd.Function):
         e, group, A = ctx.saved_tensors
         W = grad_gsum[:, group].mul_(A)  # (R, R) dL/dS
         grad_e = torch.addmm(W @ e, W.T, e).div_(ctx.tau)
-        return grad_e, None, None, None
+        return grad_e, None, None, None, None
 
 
 def _masked_logsumexp(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
@@ -165,4 +192,3 @@ def _balanced_log_mean(log_sums: torch.Tensor, counts: torch.Tensor) -> torch.Te
     per_class = log_sums - torch.log(counts.clamp(min=1))
     n_classes = present.sum(1).clamp(min=1).to(log_sums.dtype)
     return _masked_logsumexp(per_class, present, dim=1) - torch.log(n_classes)
-

@@ -117,12 +117,14 @@ class Context:
 
         p = self.params
         model = FusionConfig(hidden_dim=p["hidden_dim"], latent_dim=p["latent_dim"], dropout=p["dropout"],
-                             attention_softmax=p["attention_softmax"])
+                             attention_softmax=p["attention_softmax"], architecture=p["architecture"],
+                             projector=p["projector"])
         cfg = Stage1Config(model=model, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                            weight_decay=p["weight_decay"], tau=p["tau"], lambda_inter=p["lambda_inter"],
-                           lambda_intra=p["lambda_intra"], folds=p["folds"], cold_start_epochs=p["cold_start_epochs"],
-                           pseudo_threshold=p["pseudo_threshold"], pseudo_class_cap=p["pseudo_class_cap"] or None,
-                           device=self.device)
+                           lambda_intra=p["lambda_intra"], bdcl_symmetric=p["bdcl_symmetric"],
+                           bdcl_include_self=p["bdcl_include_self"], standardize=p["standardize"], folds=p["folds"],
+                           cold_start_epochs=p["cold_start_epochs"], pseudo_threshold=p["pseudo_threshold"],
+                           pseudo_class_cap=p["pseudo_class_cap"] or None, device=self.device)
         return replace(cfg, **changes)
 
     def stage2_config(self, **changes):
@@ -130,8 +132,8 @@ class Context:
         from .stage2 import Stage2Config
 
         p = self.params
-        cfg = Stage2Config(epochs=p["tune_epochs"], batch_size=p["tune_batch_size"], lr=p["tune_lr"],
-                           transformer_layers=p["transformer_layers"], heads=p["heads"],
+        cfg = Stage2Config(epochs=p["tune_epochs"], batch_size=p["tune_batch_size"], lr=p["tune_lr"], head=p["head"],
+                           weights=p["fusion_weights"], transformer_layers=p["transformer_layers"], heads=p["heads"],
                            prior_dropout=p["prior_dropout"], missing=p["missing"], device=self.device)
         return replace(cfg, **changes)
 

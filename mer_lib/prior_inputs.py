@@ -166,8 +166,10 @@ def build_prior_inputs(ds: Dataset, texts: Mapping[str, Mapping[str, str]],
 
 
 def load_prior_inputs(ds: Dataset, prior_file: str | Path | None, *, encoder: str | None = None,
-                 cache_dir: str | Path | None = None, progress_bar: bool = True):
+                      visual_description: bool = False, cache_dir: str | Path | None = None,
+                      progress_bar: bool = True):
     """``(priors, reliability table, PriorInputs)`` for a dataset, or None when there are no priors.
+    ``visual_description``: I_V holds the visual description besides the AUs (the paper: AUs only).
 
     The prior texts' embeddings are cached beside the prior file (``.prior-embeddings/``), or in the
     user cache when that folder is read-only: priors are made once and reused by every run.
@@ -187,7 +189,8 @@ def load_prior_inputs(ds: Dataset, prior_file: str | Path | None, *, encoder: st
             cache_dir.mkdir(exist_ok=True)
         except OSError:
             cache_dir = USER_CACHE_DIR / "prior-embeddings"
-    inputs = build_prior_inputs(ds, {n: P.prior_texts(p) for n, p in prior_map.items()},
+    texts = {n: P.prior_texts(p, visual_description) for n, p in prior_map.items()}
+    inputs = build_prior_inputs(ds, texts,
                                 {n: P.prior_weights(p) for n, p in prior_map.items()}, cache_dir,
                                 encoder=encoder, progress_bar=progress_bar)
     return prior_map, table, inputs

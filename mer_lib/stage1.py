@@ -38,24 +38,43 @@ from .progress import progress
 
 @dataclass
 class Stage1Config:
+    """Stage-1 settings. Provenance: [paper] the paper fixes it; [MERTools] the MER2024 toolkit's
+    baseline; [ours] this project's choice where both are silent (Table 4 measures the readings)."""
     model: FusionConfig = field(default_factory=FusionConfig)
-    epochs: int = 40  # epochs in all, cold start included
-    batch_size: int = 256  # large enough that most batches hold every class for BDCL
-    lr: float = 1e-3  # Adam, as in MERTools
-    weight_decay: float = 1e-5  # as in MERTools
-    bdcl: bool = True  # add Balanced Dual-Contrastive Learning to cross-entropy
-    tau: float = 0.1  # BDCL temperature
-    lambda_inter: float = 0.2  # weight of BDCL's inter-modality term
-    lambda_intra: float = 0.2  # weight of BDCL's intra-modality term
-    pseudo_labels: bool = False  # pseudo-label the unlabelled pool after the cold start
-    cold_start_epochs: int = 10  # labelled-only epochs before the first pseudo-labelling
-    pseudo_threshold: float = 0.9  # softmax confidence needed to accept a pseudo-label
-    pseudo_class_cap: int | None = None  # at most this many pseudo-labels per class (None: no cap)
-    val_fraction: float = 0.2  # share of the training split held out for model selection (folds=1)
-    folds: int = 1  # >1: k-fold cross-validation on the training split (MERTools uses 5)
+    epochs: int = 40  # [ours] epochs in all, cold start included (MERTools trains 100)
+    batch_size: int = 256  # [ours] large enough that most batches hold every class for BDCL
+    lr: float = 1e-3  # [MERTools] Adam
+    weight_decay: float = 1e-5  # [MERTools]
+    bdcl: bool = True  # [paper] add Balanced Dual-Contrastive Learning to cross-entropy
+    tau: float = 0.1  # [paper] BDCL temperature
+    lambda_inter: float = 0.2  # [paper] weight of BDCL's inter-modality term
+    lambda_intra: float = 0.2  # [paper] weight of BDCL's intra-modality term
+    bdcl_symmetric: bool = False  # [paper] False: the three pairs (v,a), (v,t), (a,t) of eq. 7; True: all six
+    bdcl_include_self: bool = True  # [paper] eq. 6-8 read literally: the anchor is in its own class's B_c
+    pseudo_labels: bool = False  # [paper] pseudo-label the unlabelled pool after the cold start
+    cold_start_epochs: int = 10  # [ours] labelled-only epochs before the first pseudo-labelling
+    pseudo_threshold: float = 0.0  # [paper] 0: every pool clip relabelled after each epoch; >0 [ours]: confidence needed
+    pseudo_class_cap: int | None = None  # [ours] at most this many pseudo-labels per class (None: no cap)
+    standardize: bool = True  # [ours] standardise each feature with the training rows' statistics (MERTools: raw)
+    val_fraction: float = 0.2  # [ours] share of the training split held out for model selection (folds=1)
+    folds: int = 1  # >1: k-fold cross-validation on the training split ([MERTools] uses 5)
     device: str = "auto"  # "auto" picks CUDA when available
     amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
     eval_batch_size: int = 8192  # inference batch, also for pseudo-labelling 115k clips
+
+
+def paper_order(modalities: Sequence[str]) -> list[int]:
+    """Positions of the modalities in the paper's order (video, audio, text; others after)."""
+    rank = {"video": 0, "audio": 1, "text": 2}
+    return sorted(range(len(modalities)), key=lambda i: (rank.get(modalities[i], 3), i))
+
+
+def standardisation(ds: Dataset, rows: np.ndarray, modalities) -> tuple[dict, dict]:
+    """Per-feature mean and std of ``rows`` (the training rows only), as tensors; a constant feature
+    keeps std 1 so it stays finite."""
+    mean = {m: torch.from_numpy(ds.features[m][rows].mean(0, dtype=np.float64).astype(np.float32)) for m in modalities}
+    std = {m: torch.from_numpy(ds.features[m][rows].std(0, dtype=np.float64).astype(np.float32)) for m in modalities}
+    return mean, {m: torch.where(s > 1e-6, s, torch.ones_like(s)) for m, s in std.items()}
 
 
 def feature_tensors(ds: Dataset, device: torch.device, modalities=None) -> dict[str, torch.Tensor]:
@@ -79,7 +98,7 @@ def predict(model: AttentionFusion, feats: Mapping[str, torch.Tensor], idx: np.n
         out["probs"].append(res.logits.float().softmax(-1).cpu())
         out["z"].append(res.z.float().cpu())
         out["weights"].append(res.weights.float().cpu())
-    C, M, L = model.classifier.out_features, len(model.modalities), model.cfg.latent_dim
+    C, M, L = model.classifier.out_features, len(model.modalities), model.latent_dim
     empty = {"logits": (0, C), "probs": (0, C), "z": (0, M, L), "weights": (0, M)}
     return {k: torch.cat(v).numpy() if v else np.zeros(empty[k], np.float32) for k, v in out.items()}
 
@@ -124,7 +143,10 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
     checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{tag}-{key[:12]}.pt"
 
     seed_everything(seed)
-    model = AttentionFusion({m: ds.dims[m] for m in modalities}, ds.num_classes, cfg.model).to(device)
+    model = AttentionFusion({m: ds.dims[m] for m in modalities}, ds.num_classes, cfg.model)
+    if cfg.standardize:  # statistics of this fold's labelled training rows: never validation, test or pool
+        model.set_standardisation(*standardisation(ds, train_idx, modalities))
+    model = model.to(device)
     opt = adam(model.parameters(), cfg.lr, cfg.weight_decay, device)
     rng = np.random.default_rng(seed)
     state = {"epoch": -1, "best_state": None, "best_val_f1": -1.0, "best_epoch": -1, "history": [],
@@ -185,7 +207,9 @@ def _train_epoch(model, opt, feats, rows, targets, cfg: Stage1Config, rng, devic
         ce = F.cross_entropy(out.logits.float(), y)
         loss = ce
         if cfg.bdcl:
-            con = bdcl_loss(out.z, y, cfg.tau, cfg.lambda_inter, cfg.lambda_intra)
+            # the paper's pairs are (v, a), (v, t), (a, t): the modality axis in that order, anchor first
+            con = bdcl_loss(out.z[:, paper_order(model.modalities)], y, cfg.tau, cfg.lambda_inter, cfg.lambda_intra,
+                            symmetric=cfg.bdcl_symmetric, include_self=cfg.bdcl_include_self)
             loss = ce + con["loss"]
             for k in ("inter", "intra"):
                 sums[k] += con[k].item()

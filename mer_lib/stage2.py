@@ -5,12 +5,16 @@ its contributions and z_m the frozen stage-1 latents of the clip:
 
     e_m = Proj_m(Embedding(I_m))             a sentence encoder, mean-pooled; a linear projection
     F_m = Transformer(MLP(e_m + z_m))        one token per modality
-    y   = Stage1(x) + Head(sum_m w_m * F_m)  the prior's contributions weight the fusion
 
-The stage-1 encoders, fusion and linear layer stay frozen and keep giving their logits; only the
-prior path and its fusion train, as a correction on top. Its head starts at zero, so stage 2 starts
-exactly at stage 1 and, given priors that carry nothing, can learn to stay there (the shuffled-prior
-control measures this) instead of having to relearn from z what stage 1 already knows.
+and then, with ``head="paper"`` (the default, as the paper builds it), the F_m go through the frozen
+stage-1 fusion and linear layer, with R as the fusion weights in place of stage 1's attention:
+
+    y   = Linear_stage1(sum_m w_m * F_m)
+
+The stage-1 encoders, projector, fusion and linear layer stay frozen; only the prior path trains.
+``head="residual"`` is this project's alternative: a new linear head on sum_m w_m * F_m, started at
+zero and added to the frozen stage-1 logits, y = Stage1(x) + Head(sum_m w_m F_m), so stage 2 starts
+exactly at stage 1 (Table 4 measures both). ``weights="uniform"`` ignores R (an ablation).
 A clip without a usable prior (missing, failed, filtered out) still gets a prediction: by default a
 learned "no prior" embedding with uniform weights (trained by hiding a share of the training
 priors), or, with ``missing="stage1"``, the stage-1 model's own prediction.
@@ -43,18 +47,25 @@ if TYPE_CHECKING:
 
 @dataclass
 class Stage2Config:
-    epochs: int = 30  # training epochs of the prior path
-    batch_size: int = 128
-    lr: float = 1e-3  # Adam
-    weight_decay: float = 1e-5
-    transformer_layers: int = 1  # depth of the Transformer over the modality tokens
-    heads: int = 4  # attention heads (must divide stage 1's latent_dim)
-    dropout: float = 0.1  # dropout inside the prior path
-    prior_dropout: float = 0.15  # share of training clips whose prior is hidden, to train the no-prior path
-    missing: str = "embedding"  # clips without a prior: "embedding" (learned, uniform weights) or "stage1"
+    """Stage-2 settings: [paper] as the paper builds it; [ours] where it is silent (Table 4)."""
+    epochs: int = 30  # [ours] training epochs of the prior path
+    batch_size: int = 128  # [ours]
+    lr: float = 1e-3  # [ours] Adam
+    weight_decay: float = 1e-5  # [ours]
+    head: str = "paper"  # [paper] F_m through the frozen stage-1 fusion and linear layer; "residual" [ours]
+    weights: str = "prior"  # [paper] R as the fusion weights; "uniform" (an ablation)
+    transformer_layers: int = 1  # [ours] depth of the Transformer over the modality tokens
+    heads: int = 4  # [ours] attention heads (must divide stage 1's latent dimension)
+    dropout: float = 0.1  # [ours] dropout inside the prior path
+    prior_dropout: float = 0.15  # [ours] share of training clips whose prior is hidden, to train the no-prior path
+    missing: str = "embedding"  # [ours] clips without a prior: "embedding" (learned, uniform weights) or "stage1"
     device: str = "auto"
     amp: bool = True  # bf16 autocast on GPU
     eval_batch_size: int = 8192
+
+
+STAGE2_HEADS = ("paper", "residual")
+FUSION_WEIGHTS = ("prior", "uniform")
 
 
 class PriorGuidedFusion(nn.Module):
@@ -62,11 +73,15 @@ class PriorGuidedFusion(nn.Module):
 
     def __init__(self, stage1: AttentionFusion, text_dim: int, num_classes: int, cfg: Stage2Config):
         super().__init__()
+        if cfg.head not in STAGE2_HEADS or cfg.weights not in FUSION_WEIGHTS:
+            raise ValueError(f"Stage2Config: head must be one of {STAGE2_HEADS} (got {cfg.head!r}) and weights "
+                             f"one of {FUSION_WEIGHTS} (got {cfg.weights!r})")
+        self.cfg = cfg
         self.stage1 = stage1
         for p in self.stage1.parameters():
             p.requires_grad_(False)
         self.modalities = stage1.modalities
-        L, M = stage1.cfg.latent_dim, len(stage1.modalities)
+        L, M = stage1.latent_dim, len(stage1.modalities)
         self.prior_proj = nn.ModuleDict({m: nn.Linear(text_dim, L) for m in self.modalities})
         self.no_prior = nn.Parameter(torch.zeros(M, L))  # e_m of a clip without a prior
         self.mlp = nn.Sequential(nn.Linear(L, L), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(L, L))
@@ -74,9 +89,10 @@ class PriorGuidedFusion(nn.Module):
         layer = nn.TransformerEncoderLayer(L, cfg.heads, dim_feedforward=2 * L, dropout=cfg.dropout,
                                            batch_first=True)
         self.transformer = nn.TransformerEncoder(layer, cfg.transformer_layers, enable_nested_tensor=False)
-        self.classifier = nn.Linear(L, num_classes)
-        nn.init.zeros_(self.classifier.weight)  # stage 2 starts exactly at stage 1
-        nn.init.zeros_(self.classifier.bias)
+        if cfg.head == "residual":
+            self.classifier = nn.Linear(L, num_classes)
+            nn.init.zeros_(self.classifier.weight)  # stage 2 starts exactly at stage 1
+            nn.init.zeros_(self.classifier.bias)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -85,21 +101,23 @@ class PriorGuidedFusion(nn.Module):
 
     def forward(self, features: Mapping[str, torch.Tensor], prior_emb: torch.Tensor, prior_w: torch.Tensor,
                 has_prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (B, C) of stage 2 (stage 1's plus the prior path's) and of the frozen stage 1 alone,
-        from prior_emb (B, M, E), prior_w (B, M) and has_prior (B,) bool."""
+        """Logits (B, C) of stage 2 and of the frozen stage 1 alone, from prior_emb (B, M, E),
+        prior_w (B, M) and has_prior (B,) bool."""
         with torch.no_grad():
             s1 = self.stage1(features)
-        return s1.logits.float() + self.prior_logits(s1.z, prior_emb, prior_w, has_prior), s1.logits
+        return self.logits(s1.z, s1.logits, prior_emb, prior_w, has_prior), s1.logits
 
-    def prior_logits(self, z: torch.Tensor, prior_emb: torch.Tensor, prior_w: torch.Tensor,
-                     has_prior: torch.Tensor) -> torch.Tensor:
-        """The prior path's correction (B, C) given the frozen stage-1 latents z (B, M, L)."""
+    def logits(self, z: torch.Tensor, stage1_logits: torch.Tensor, prior_emb: torch.Tensor, prior_w: torch.Tensor,
+               has_prior: torch.Tensor) -> torch.Tensor:
+        """Stage 2's logits (B, C) given the frozen stage-1 latents z (B, M, L) and logits (B, C)."""
         e = torch.stack([self.prior_proj[m](prior_emb[:, i]) for i, m in enumerate(self.modalities)], 1)  # (B, M, L)
         e = torch.where(has_prior[:, None, None], e, self.no_prior.to(e.dtype).expand_as(e))
-        w = torch.where(has_prior[:, None], prior_w, torch.full_like(prior_w, 1.0 / len(self.modalities)))
-        tokens = self.transformer(self.mlp(e + z) + self.modality_tokens)  # (B, M, L)
-        fused = (tokens * w.unsqueeze(-1)).sum(1)  # (B, L)
-        return self.classifier(fused).float()
+        uniform = torch.full_like(prior_w, 1.0 / len(self.modalities))
+        w = torch.where(has_prior[:, None], prior_w, uniform) if self.cfg.weights == "prior" else uniform
+        tokens = self.transformer(self.mlp(e + z) + self.modality_tokens)  # (B, M, L): F_m
+        if self.cfg.head == "paper":  # the frozen stage-1 linear layer, R in place of its attention weights
+            return self.stage1.classify(tokens, w.to(tokens.dtype)).float()
+        return stage1_logits.float() + self.classifier((tokens * w.unsqueeze(-1)).sum(1)).float()
 
 
 # --- training and evaluation -----------------------------------------------------------------------
@@ -134,7 +152,7 @@ def predict_stage2(model: PriorGuidedFusion, feats, inputs: PriorInputs, idx: np
         if cfg.missing == "stage1":
             p = torch.where(has[:, None], p, s1_logits.float().softmax(-1))
         probs.append(p.cpu())
-    return torch.cat(probs).numpy() if probs else np.zeros((0, model.classifier.out_features), np.float32)
+    return torch.cat(probs).numpy() if probs else np.zeros((0, model.stage1.classifier.out_features), np.float32)
 
 
 @reproducible
@@ -180,7 +198,7 @@ def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_
                 has = has & ~torch.as_tensor(hide[start:start + cfg.batch_size], device=device)
             r = torch.as_tensor(rows, device=device)
             with autocast(device, cfg.amp):
-                logits = s1_logits_all[r] + model.prior_logits(z_all[r], emb, w, has)
+                logits = model.logits(z_all[r], s1_logits_all[r], emb, w, has)
             loss = F.cross_entropy(logits.float(), labels[r])
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -187,6 +187,35 @@ def table3(results: Mapping[str, dict]) -> pd.DataFrame:
     return _frame(records, columns, "Training set", notes)
 
 
+def table4(results: Mapping[str, dict]) -> pd.DataFrame:
+    """Table 4 (beyond the paper): for each place the paper leaves open, its literal reading and the
+    alternative on the same data and seeds (``05_ablations``' ``readings``); the reading the run uses
+    is marked with *. Columns Acc, WF1 and, on the alternative's row, its WF1 minus the literal one's."""
+    from .readings import READINGS
+
+    notes: list[str] = []
+    records = {}
+    readings = _notebook_part(results, "05_ablations", "readings", notes)
+    for reading in READINGS if readings is not None else ():
+        if reading.key not in readings:
+            notes.append(f"{reading.question}: not measured in this run (see 05_ablations); row left out.")
+            continue
+        pair = readings[reading.key]
+        literal_wf1 = _stat(pair["literal"]["test"].get("weighted_f1"))["mean"]
+        for side, suffix in (("literal", " (paper, literal)"), ("alternative", "")):
+            entry = pair[side]
+            label = f"{reading.question}: {entry['label']}{suffix}" + (" *" if entry.get("default") else "")
+            test = _aggregate(entry, label)
+            delta = _stat(test.get("weighted_f1"))["mean"] - literal_wf1 if side == "alternative" else math.nan
+            records[label] = {**_measured(test), ("ΔWF1 vs literal", "value"): delta,
+                              ("Seeds", "value"): test.get("n_seeds")}
+    if records:
+        notes.insert(0, "* the reading this run's other tables use.")
+    columns = [("Acc", "mean"), ("Acc", "std"), ("WF1", "mean"), ("WF1", "std"), ("ΔWF1 vs literal", "value"),
+               ("Seeds", "value")]
+    return _frame(records, columns, "Reading", notes)
+
+
 # ---------------------------------------------------------------------------------------------
 # Display and files
 # ---------------------------------------------------------------------------------------------

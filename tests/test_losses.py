@@ -10,8 +10,10 @@ import torch.nn.functional as F
 from mer_lib.losses import bdcl_loss
 
 
-def reference_bdcl(z, labels, tau=0.1, lambda_inter=0.2, lambda_intra=0.2):
-    """Eq. 6-8 with Python loops over samples, modalities and classes (float64, no tricks)."""
+def reference_bdcl(z, labels, tau=0.1, lambda_inter=0.2, lambda_intra=0.2, symmetric=True, include_self=False):
+    """Eq. 6-8 with Python loops over samples, modalities and classes (float64, no tricks).
+    ``include_self``: the anchor is one of its own class's candidates; ``symmetric=False``: only
+    the modality pairs (m, n) with m < n, anchor m."""
     z = F.normalize(z, dim=-1)
     N, M, _ = z.shape
     keep = [i for i in range(N) if labels[i] >= 0]
@@ -36,22 +38,53 @@ def reference_bdcl(z, labels, tau=0.1, lambda_inter=0.2, lambda_intra=0.2):
             if not positives:
                 continue
             log_d = log_balanced_denominator(
-                z[i, m], lambda c: [z[k, m] for k in keep if y[k] == c and k != i])
+                z[i, m], lambda c: [z[k, m] for k in keep if y[k] == c and (include_self or k != i)])
             intra_terms.append(sum(-s(z[i, m], z[j, m]) + log_d for j in positives) / len(positives))
 
     inter_terms = []
     for i in keep:
         for m in range(M):
             log_d = log_balanced_denominator(
-                z[i, m], lambda c: [z[k, n] for k in keep for n in range(M) if y[k] == c and (k, n) != (i, m)])
+                z[i, m], lambda c: [z[k, n] for k in keep for n in range(M)
+                                    if y[k] == c and (include_self or (k, n) != (i, m))])
             for n in range(M):
-                if n != m:
+                if n != m and (symmetric or m < n):
                     inter_terms.append(-s(z[i, m], z[i, n]) + log_d)
 
     zero = z.sum() * 0
     intra = sum(intra_terms) / len(intra_terms) if intra_terms else zero
     inter = sum(inter_terms) / len(inter_terms) if inter_terms else zero
     return {"loss": lambda_inter * inter + lambda_intra * intra, "inter": inter, "intra": intra}
+
+
+@pytest.mark.parametrize("symmetric,include_self", [(True, True), (False, False), (False, True)])
+@pytest.mark.parametrize("case", ["imbalanced", "unlabelled_rows", "one_of_a_class"])
+@pytest.mark.parametrize("M", [3, 2, 1])
+def test_each_reading_of_the_paper_matches_the_loop_reference(case, M, symmetric, include_self):
+    """The two switches (Table 4's BDCL rows): anchor in its own denominator, three pairs or six."""
+    labels = torch.tensor(CASES[case])
+    g = torch.Generator().manual_seed(1000 * M + 10 * symmetric + include_self)
+    z = torch.randn(len(labels), M, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    kwargs = dict(tau=0.1, lambda_inter=0.3, lambda_intra=0.7, symmetric=symmetric, include_self=include_self)
+    ours, ref = bdcl_loss(z, labels, **kwargs), reference_bdcl(z, labels, **kwargs)
+    for key in ("loss", "inter", "intra"):
+        torch.testing.assert_close(ours[key], ref[key].to(ours[key].dtype), rtol=1e-6, atol=1e-6, msg=key)
+    grad_ours, = torch.autograd.grad(ours["loss"], z)
+    grad_ref, = torch.autograd.grad(ref["loss"], z)
+    torch.testing.assert_close(grad_ours, grad_ref, rtol=1e-6, atol=1e-6)
+    # and the path for a tau too small for float32's exponent, which shifts each group by its own maximum
+    small = {**kwargs, "tau": 0.01}
+    torch.testing.assert_close(bdcl_loss(z.float(), labels, **small)["loss"].double(),
+                               reference_bdcl(z, labels, **small)["loss"], rtol=1e-4, atol=1e-4)
+
+
+def test_the_switches_change_the_loss():
+    z = torch.randn(12, 3, 4, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor(CASES["imbalanced"])
+    base = bdcl_loss(z, labels)
+    assert not torch.allclose(base["inter"], bdcl_loss(z, labels, symmetric=False)["inter"])
+    assert not torch.allclose(base["intra"], bdcl_loss(z, labels, include_self=True)["intra"])
+    assert torch.equal(base["intra"], bdcl_loss(z, labels, symmetric=False)["intra"])  # pairs: inter only
 
 
 CASES = {

@@ -42,20 +42,43 @@ def planted_priors(ds, accuracy: float, coverage: float = 1.0, seed: int = 0, di
     return PriorInputs(emb, weights, rng.random(len(ds)) < coverage)
 
 
-def test_stage1_stays_frozen_and_only_the_prior_path_trains(ds, stage1):
+@pytest.mark.parametrize("head", ["paper", "residual"])
+def test_stage1_stays_frozen_and_only_the_prior_path_trains(ds, stage1, head):
+    cfg = replace(STAGE2, head=head)
     before = {k: v.clone() for k, v in stage1.folds[0].model.state_dict().items()}
     inputs = planted_priors(ds, 0.8)
     tr, va = stage1.splits[0]
-    fit = fit_stage2(ds, stage1.folds[0].model, inputs, tr, va, STAGE2, seed=0)
+    fit = fit_stage2(ds, stage1.folds[0].model, inputs, tr, va, cfg, seed=0)
     for k, v in fit.model.stage1.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=f"frozen stage-1 weight {k} moved")
     for k, v in stage1.folds[0].model.state_dict().items():  # the caller's model is not touched either
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
     trainable = {n for n, p in fit.model.named_parameters() if p.requires_grad}
     assert trainable and not any(n.startswith("stage1.") for n in trainable)
-    fresh = stage2.PriorGuidedFusion(stage1.folds[0].model, 12, ds.num_classes, STAGE2)
+    fresh = stage2.PriorGuidedFusion(stage1.folds[0].model, 12, ds.num_classes, cfg)
     moved = [n for n in trainable if not torch.equal(dict(fresh.named_parameters())[n], dict(fit.model.named_parameters())[n])]
-    assert "prior_proj.audio.weight" in moved and "classifier.weight" in moved
+    assert {"prior_proj.audio.weight", "mlp.0.weight", "transformer.layers.0.linear1.weight"} <= set(moved)
+    assert ("classifier.weight" in moved) == (head == "residual")  # the paper's head has no classifier of its own
+
+
+def test_the_paper_head_routes_the_prior_path_through_the_frozen_linear_layer(ds, stage1):
+    inputs = planted_priors(ds, 0.8)
+    tr, va = stage1.splits[0]
+    model = fit_stage2(ds, stage1.folds[0].model, inputs, tr, va, STAGE2, seed=0).model.eval()
+    rows = stage1.test_idx[:20]
+    x = {m: torch.from_numpy(ds.features[m][rows]) for m in ds.modalities}
+    emb, w = torch.from_numpy(inputs.embeddings[rows]), torch.from_numpy(inputs.weights[rows])
+    has = torch.ones(len(rows), dtype=torch.bool)
+    with torch.no_grad():
+        logits, _ = model(x, emb, w, has)
+        z = model.stage1(x).z
+        e = torch.stack([model.prior_proj[m](emb[:, i]) for i, m in enumerate(model.modalities)], 1)
+        tokens = model.transformer(model.mlp(e + z) + model.modality_tokens)  # F_m, eq. 10
+        fused = (tokens * w.unsqueeze(-1)).sum(1)  # R as the fusion weights, eq. 11
+        torch.testing.assert_close(logits, model.stage1.classifier(fused))
+        model.stage1.classifier.weight.mul_(2.0)  # the frozen linear layer decides the output
+        doubled, _ = model(x, emb, w, has)
+    assert not torch.allclose(doubled, logits)
 
 
 def test_priors_content_lifts_stage1_and_shuffled_priors_do_not(ds, stage1):

@@ -14,13 +14,15 @@ def _intensity(value: float | None) -> str:
     return "" if value is None else f" at intensity {value:.1f}"
 
 
-def video_text(prior: Prior) -> str:
+def video_text(prior: Prior, description: bool = False) -> str:
+    """I_V: the action units the model saw (the paper's I_V), and with ``description`` also its
+    free-text description of the face (this project's option; Table 4 measures it)."""
     if prior.visual_aus:
         aus = ", ".join(f"{au_label(a.au)}{_intensity(a.intensity)}" for a in prior.visual_aus)
         sentence = f"The face shows the action units {aus}."
     else:
         sentence = "No facial action units were reported."
-    detail = prior.visual_description.strip()
+    detail = prior.visual_description.strip() if description else ""
     return f"{sentence} {detail}".strip()
 
 
@@ -42,9 +44,10 @@ def text_text(prior: Prior) -> str:
     return prior.text_semantics.strip() or "The subtitle carries no emotional meaning."
 
 
-def prior_texts(prior: Prior) -> dict[str, str]:
-    """``{"audio": I_A, "video": I_V, "text": I_T}`` as readable English sentences."""
-    return {"audio": audio_text(prior), "video": video_text(prior), "text": text_text(prior)}
+def prior_texts(prior: Prior, visual_description: bool = False) -> dict[str, str]:
+    """``{"audio": I_A, "video": I_V, "text": I_T}`` as readable English sentences (I_V: the AUs, and
+    the visual description too when ``visual_description``)."""
+    return {"audio": audio_text(prior), "video": video_text(prior, visual_description), "text": text_text(prior)}
 
 
 def prior_weights(prior: Prior) -> dict[str, float]:
