@@ -56,6 +56,10 @@ class Stage1Config:
     pseudo_threshold: float = 0.0  # [paper] 0: every pool clip relabelled after each epoch; >0 [ours]: confidence needed
     pseudo_class_cap: int | None = None  # [ours] at most this many pseudo-labels per class (None: no cap)
     standardize: bool = True  # [ours] standardise each feature with the training rows' statistics (MERTools: raw)
+    selection: str = "best"  # [MERTools] the epoch with the best validation WF1; [ours] "smoothed": the best
+    # mean over the last selection_window epochs; "average": the weights averaged over the last selection_window
+    selection_window: int = 3  # [ours] epochs that "smoothed" and "average" look at
+    selection_start: int = 0  # [ours] the first epoch (0-based) that may be selected
     val_fraction: float = 0.2  # [ours] share of the training split held out for model selection (folds=1)
     folds: int = 1  # >1: k-fold cross-validation on the training split ([MERTools] uses 5)
     device: str = "auto"  # "auto" picks CUDA when available
@@ -149,8 +153,11 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
     model = model.to(device)
     opt = adam(model.parameters(), cfg.lr, cfg.weight_decay, device)
     rng = np.random.default_rng(seed)
-    state = {"epoch": -1, "best_state": None, "best_val_f1": -1.0, "best_epoch": -1, "history": [],
-             "pseudo_idx": np.zeros(0, np.int64), "pseudo_labels": np.zeros(0, np.int64)}
+    if cfg.selection not in SELECTIONS:
+        raise ValueError(f"Stage1Config.selection must be one of {SELECTIONS}, not {cfg.selection!r}")
+    state = {"epoch": -1, "best_state": None, "best_score": -1.0, "best_val_f1": -1.0, "best_epoch": -1,
+             "history": [], "recent_states": [], "pseudo_idx": np.zeros(0, np.int64),
+             "pseudo_labels": np.zeros(0, np.int64)}
     state = load_checkpoint(checkpoint, key, model, opt, rng) or state
 
     feats = feature_tensors(ds, device, modalities)
@@ -170,9 +177,12 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
         record = {"epoch": epoch, **terms, "val_accuracy": val_scores["accuracy"],
                   "val_weighted_f1": val_scores["weighted_f1"], "train_samples": len(rows),
                   "pseudo_trained": len(state["pseudo_idx"])}  # pseudo-labels this epoch trained on
-        if val_scores["weighted_f1"] > state["best_val_f1"]:
-            state.update(best_val_f1=val_scores["weighted_f1"], best_epoch=epoch,
+        score = _selection_score([h["val_weighted_f1"] for h in state["history"]] + [val_scores["weighted_f1"]], cfg)
+        if score is not None and score > state["best_score"]:
+            state.update(best_score=score, best_val_f1=val_scores["weighted_f1"], best_epoch=epoch,
                          best_state=copy.deepcopy(model.state_dict()))
+        if cfg.selection == "average":  # the last selection_window epochs' weights, averaged at the end
+            state["recent_states"] = [*state["recent_states"], copy.deepcopy(model.state_dict())][-cfg.selection_window:]
 
         if cfg.pseudo_labels and epoch + 1 >= cfg.cold_start_epochs and len(pool_idx):
             pool = predict(model, feats, pool_idx, cfg.eval_batch_size, cfg.amp)["probs"]
@@ -186,9 +196,33 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
             epochs.set_postfix(val_f1=f"{val_scores['weighted_f1']:.1f}", pseudo=len(state["pseudo_idx"]), refresh=False)
         save_checkpoint(checkpoint, key, model, opt, rng, state)
 
+    if cfg.selection == "average":
+        model.load_state_dict(_average_states(state["recent_states"]))
+        val = predict(model, feats, val_idx, cfg.eval_batch_size, cfg.amp)["probs"].argmax(1)
+        averaged_f1 = classification_scores(ds.labels[val_idx], val, ds.classes)["weighted_f1"]
+        return FitResult(model, state["epoch"], averaged_f1, state["history"], state["pseudo_idx"],
+                         state["pseudo_labels"])
     model.load_state_dict(state["best_state"])
     return FitResult(model, state["best_epoch"], state["best_val_f1"], state["history"],
                      state["pseudo_idx"], state["pseudo_labels"])
+
+
+SELECTIONS = ("best", "smoothed", "average")
+
+
+def _selection_score(val_f1: list[float], cfg: Stage1Config) -> float | None:
+    """How good the latest epoch is as the model to keep (None: it may not be kept)."""
+    epoch = len(val_f1) - 1
+    if epoch < cfg.selection_start or cfg.selection == "average":
+        return None
+    if cfg.selection == "smoothed":  # a lucky epoch among bad neighbours is not picked
+        return float(np.mean(val_f1[-cfg.selection_window:]))
+    return val_f1[-1]
+
+
+def _average_states(states: list[dict]) -> dict:
+    """The element-wise mean of model state dicts (the weights of the last epochs)."""
+    return {k: torch.stack([s[k].float() for s in states]).mean(0).to(states[0][k].dtype) for k in states[0]}
 
 
 def _train_epoch(model, opt, feats, rows, targets, cfg: Stage1Config, rng, device) -> dict[str, float]:

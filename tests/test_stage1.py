@@ -249,3 +249,24 @@ def test_prediction_does_not_depend_on_the_batch_size(ds):
     a, b = predict(model, feats, idx, batch_size=7), predict(model, feats, idx, batch_size=8192)
     np.testing.assert_allclose(a["probs"], b["probs"], rtol=1e-5, atol=1e-6)
     assert a["z"].shape == (50, 3, FAST.model.latent_dim)
+
+
+def test_selection_rules():
+    f1 = [50.0, 80.0, 52.0, 70.0, 72.0, 71.0]  # epoch 1 is a lucky spike among bad neighbours
+    best = Stage1Config(selection="best")
+    scores = [stage1._selection_score(f1[:e + 1], best) for e in range(len(f1))]
+    assert int(np.argmax(scores)) == 1
+    smooth = Stage1Config(selection="smoothed", selection_window=3)
+    scores = [stage1._selection_score(f1[:e + 1], smooth) for e in range(len(f1))]
+    assert int(np.argmax(scores)) == 5 and scores[5] == pytest.approx(71.0)
+    late = Stage1Config(selection="best", selection_start=3)
+    assert [stage1._selection_score(f1[:e + 1], late) for e in range(3)] == [None, None, None]
+    states = [{"w": torch.tensor([1.0, 2.0])}, {"w": torch.tensor([3.0, 6.0])}]
+    torch.testing.assert_close(stage1._average_states(states)["w"], torch.tensor([2.0, 4.0]))
+
+
+def test_average_selection_keeps_the_mean_of_the_last_epochs(ds):
+    cfg = replace(FAST, epochs=4, selection="average", selection_window=2)
+    tr, va = stage1.validation_splits(ds.labels, ds.indices(TRAIN_SPLIT), cfg, seed=0)[0]
+    result = fit(ds, tr, va, cfg, seed=0)
+    assert result.best_epoch == 3 and 0 < result.best_val_f1 <= 100
