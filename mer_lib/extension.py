@@ -1,8 +1,15 @@
-"""Extending the labelled set (the paper's Table 3 asks which clips to add, and how many).
+"""Extending the labelled set: the paper's Table 3, and a pseudo-label variant beyond the paper.
 
-``extension_set`` picks clips to add by strategy: *random*, *matched* (the labelled set's class
-shares), *balanced* (even across classes) or *all*; ``pseudo_label_extension`` runs the strategies
-with the base stage-1 model's confident pseudo-labels as the added labels, over seeds.
+The paper adds *labelled* clips from outside the benchmark (MER2023 clips annotated by Emotion-LLaMA,
+MERR-style) to its 4,024-clip training set, choosing them by strategy:
+- *random*: N clips at random;
+- *matched*: N clips that keep the training set's label ratio;
+- *balanced*: N clips chosen so the combined label ratio is as even as the pool allows;
+- *all*: every clip.
+N is the paper's +1K, scaled to the training set's size (1000 / 4024 of it) unless given.
+:func:`external_extension` runs the strategies on the ``extra_labelled`` split (``extra_label_file``);
+:func:`pseudo_label_extension` runs them on the unlabelled pool labelled by the base model's confident
+pseudo-labels instead (this project's extension, its own table).
 """
 from __future__ import annotations
 
@@ -11,63 +18,102 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Dataset
-from .stage1 import Stage1Config, predict_run, run_stage1, stage1_over_seeds
+from .data import EXTRA, Dataset
+from .stage1 import Stage1Config, Stage1Run, predict_run, run_stage1, stage1_over_seeds
 from .tables import method_entry
 
-
 EXTENSION_STRATEGIES = ("random", "matched", "balanced", "all")
+PAPER_BASE_SIZE, PAPER_ADDED = 4024, 1000  # the paper's training-set size and its "+1K"
 
 
-def extension_set(probs: np.ndarray, pool_idx: np.ndarray, strategy: str, n: int, class_share: np.ndarray,
-                  threshold: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and labels of pseudo-labelled pool clips to add to the labelled set.
+def select_additions(labels: np.ndarray, rank: np.ndarray, strategy: str, n: int, base_counts: np.ndarray,
+                     seed: int = 0) -> np.ndarray:
+    """Positions (into ``labels``) of the candidates to add. Within a class, lower ``rank`` goes first
+    (e.g. minus the confidence); ``base_counts`` (C,) are the training set's class counts.
 
-    Only predictions with confidence >= ``threshold`` are candidates. ``random``: n of them at
-    random; ``matched``: n split across classes in the labelled set's class shares; ``balanced``:
-    n split evenly across classes; ``all``: every candidate. Within a class the most confident go
-    first; a class with too few candidates gives what it has.
+    ``matched`` hands out clips one at a time to the class furthest below its share of the base set
+    (so the added clips keep the base ratio; a class that runs out leaves its share to the others);
+    ``balanced`` to the class whose combined count (base + added) is lowest.
     """
     if strategy not in EXTENSION_STRATEGIES:
         raise ValueError(f"unknown extension strategy {strategy!r}; choose from {EXTENSION_STRATEGIES}")
-    labels, conf = probs.argmax(1), probs.max(1)
-    candidates = np.flatnonzero(conf >= threshold)
     if strategy == "all":
-        pick = candidates
-    elif strategy == "random":
-        rng = np.random.default_rng(seed)
-        pick = rng.choice(candidates, size=min(n, len(candidates)), replace=False)
-    else:
-        C = probs.shape[1]
-        share = np.asarray(class_share, float) if strategy == "matched" else np.full(C, 1.0 / C)
-        quota = np.floor(share / share.sum() * n).astype(int)
-        quota[np.argsort(-share)[: n - quota.sum()]] += 1  # hand out the rounding remainder
-        pick = []
-        for c in range(C):
-            of_c = candidates[labels[candidates] == c]
-            pick.append(of_c[np.argsort(-conf[of_c], kind="stable")[: quota[c]]])
-        pick = np.concatenate(pick)
-    pick = np.sort(pick)
-    return pool_idx[pick], labels[pick]
+        return np.arange(len(labels))
+    if strategy == "random":
+        return np.sort(np.random.default_rng(seed).choice(len(labels), size=min(n, len(labels)), replace=False))
+    C = len(base_counts)
+    by_class = [np.flatnonzero(labels == c)[np.argsort(rank[labels == c], kind="stable")] for c in range(C)]
+    available = np.array([len(b) for b in by_class])
+    share = base_counts / max(base_counts.sum(), 1)
+    take = np.zeros(C, dtype=int)
+    for _ in range(min(n, int(available.sum()))):
+        open_ = take < available
+        if strategy == "balanced":
+            need = np.where(open_, base_counts + take, np.inf)  # the emptiest class first
+        else:
+            need = np.where(open_ & (share > 0), -(share * (take.sum() + 1) - take), np.inf)  # furthest below share
+        if not np.isfinite(need).any():
+            break
+        take[int(np.argmin(need))] += 1
+    return np.sort(np.concatenate([b[:k] for b, k in zip(by_class, take)]))
+
+
+def default_size(n_train: int) -> int:
+    """The paper's "+1K" on its 4,024-clip training set, scaled to a training set of ``n_train`` clips."""
+    return round(PAPER_ADDED / PAPER_BASE_SIZE * n_train)
+
+
+def external_extension(ds: Dataset, cfg: Stage1Config, train_split: str, test_split: str, seeds: Sequence[int],
+                       checkpoint_dir: Path | None, *, size: int = 0) -> dict[str, dict]:
+    """Table 3: method entries ``{"base", "random", "matched", "balanced", "all"}``: stage 1 (``cfg``) on
+    the training split, then with ``size`` clips of the external labelled set added (0: the paper's
+    +1K, scaled), each under its strategy. Entries carry ``added`` and ``size`` (the training-set size)."""
+    extra = ds.indices(EXTRA)
+    base = stage1_over_seeds(ds, cfg, train_split, test_split, seeds, checkpoint_dir, tag="bdcl")
+    rank = np.random.default_rng(0).permutation(len(extra))  # labelled clips: no order of preference
+
+    def additions(run: Stage1Run, strategy: str, n: int):
+        pick = select_additions(ds.labels[extra], rank, strategy, n, _base_counts(ds, run), run.seed)
+        return extra[pick], ds.labels[extra[pick]]
+
+    return _strategy_rows(ds, cfg, train_split, test_split, base, checkpoint_dir, size, additions, "extra",
+                          lambda n, strategy: "+all" if strategy == "all" else f"+{n} {strategy}")
 
 
 def pseudo_label_extension(ds: Dataset, cfg: Stage1Config, train_split: str, test_split: str, seeds: Sequence[int],
-                           checkpoint_dir: Path | None, *, size: int, threshold: float) -> dict[str, dict]:
-    """Method entries ``{"base", "random", "matched", "balanced", "all"}``: stage 1 (``cfg``) on the
-    labelled set alone, then with ``size`` pool clips added under each strategy, labelled by the base
-    model of the same seed (confidence >= ``threshold``)."""
+                           checkpoint_dir: Path | None, *, size: int = 0, threshold: float = 0.9) -> dict[str, dict]:
+    """Beyond the paper: as :func:`external_extension`, with pool clips labelled by the base model of the
+    same seed (confidence >= ``threshold``; the most confident first) instead of labelled clips."""
     pool = np.flatnonzero(ds.labels < 0)
-    class_share = np.bincount(ds.labels[ds.indices(train_split)], minlength=ds.num_classes)
     base = stage1_over_seeds(ds, cfg, train_split, test_split, seeds, checkpoint_dir, tag="bdcl")
-    entries = {"base": method_entry("Labelled set only", base, added=0)}
+
+    def additions(run: Stage1Run, strategy: str, n: int):
+        probs = predict_run(ds, run, pool)
+        confident = np.flatnonzero(probs.max(1) >= threshold)
+        labels, rank = probs[confident].argmax(1), -probs[confident].max(1)
+        pick = select_additions(labels, rank, strategy, n, _base_counts(ds, run), run.seed)
+        return pool[confident[pick]], labels[pick]
+
+    return _strategy_rows(ds, cfg, train_split, test_split, base, checkpoint_dir, size, additions, "pseudo",
+                          lambda n, strategy: "+all confident" if strategy == "all" else f"+{n} {strategy}")
+
+
+def _base_counts(ds: Dataset, run: Stage1Run) -> np.ndarray:
+    """Class counts of the rows the base model trained on (its first fold's training rows)."""
+    return np.bincount(ds.labels[run.splits[0][0]], minlength=ds.num_classes)
+
+
+def _strategy_rows(ds, cfg, train_split, test_split, base, checkpoint_dir, size, additions, tag, label) -> dict:
+    n_train = int(np.mean([len(tr) for tr, _ in base[0].splits]))
+    size = size or default_size(n_train)
+    entries = {"base": method_entry("Training set only", base, added=0, size=n_train)}
     for strategy in EXTENSION_STRATEGIES:
         runs, added = [], []
         for run in base:
-            rows, labels = extension_set(predict_run(ds, run, pool), pool, strategy, size, class_share, threshold,
-                                         run.seed)
+            rows, labels = additions(run, strategy, size)
             added.append(len(rows))
             runs.append(run_stage1(ds, cfg, train_split, test_split, run.seed, extra_idx=rows, extra_labels=labels,
-                                   checkpoint_dir=checkpoint_dir, tag=f"extend_{strategy}"))
-        label = "+all confident" if strategy == "all" else f"+{size} {strategy}"
-        entries[strategy] = method_entry(label, runs, added=int(np.mean(added)))
+                                   checkpoint_dir=checkpoint_dir, tag=f"{tag}_{strategy}"))
+        n_added = int(np.mean(added))
+        entries[strategy] = method_entry(label(n_added, strategy), runs, added=n_added, size=n_train + n_added)
     return entries

@@ -86,7 +86,17 @@ class Context:
 
     @property
     def features(self) -> dict[str, str]:
-        return {m: self.params[f"{m}_feature"] for m in ("audio", "video", "text")}
+        """Modality -> feature folder; a modality whose feature is empty (or "none") is absent."""
+        return {m: f for m in ("audio", "video", "text")
+                if (f := self.params.get(f"{m}_feature") or "") and f.lower() != "none"}
+
+    @property
+    def label_sources(self) -> dict:
+        """The dataset parameters that decide which clips are labelled, tested or pooled."""
+        p = self.params
+        return {"unlabelled_splits": [s.strip() for s in p.get("unlabelled_splits", "").split(",") if s.strip()],
+                "test_label_file": p.get("test_label_file") or None, "test_split": p["test_split"],
+                "extra_label_file": p.get("extra_label_file") or None}
 
     @property
     def data_root(self) -> Path:
@@ -144,8 +154,12 @@ class Context:
         return path
 
     def load_dataset(self, **kwargs):
-        from .data import load_dataset
-        return load_dataset(self.data_root, self.features, label_file=self.params["label_file"], **kwargs)
+        from .data import load_dataset, warn_placeholder_splits
+
+        ds = load_dataset(self.data_root, self.features, label_file=self.params["label_file"],
+                          **self.label_sources, **kwargs)
+        warn_placeholder_splits(ds, self.params["train_split"])
+        return ds
 
     def load_index(self, clips_dir: str | os.PathLike | None = None):
         """The dataset's clips without their features (priors need none): labelled clips from the
@@ -156,7 +170,8 @@ class Context:
         pool = feature_file_names(self.data_root, self.features)[0] or set()
         if clips_dir:
             pool |= {p.stem for p in Path(clips_dir).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES}
-        return dataset_index(self.data_root, label_file=self.params["label_file"], pool_names=pool)
+        return dataset_index(self.data_root, label_file=self.params["label_file"], pool_names=pool,
+                             **self.label_sources)
 
     def write_results(self, results: dict) -> Path:
         """``<run_dir>/results/<notebook>.json`` (atomic), with the parameters it ran with."""

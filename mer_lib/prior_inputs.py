@@ -161,6 +161,9 @@ def build_prior_inputs(ds: Dataset, texts: Mapping[str, Mapping[str, str]],
     if names:
         E[rows] = np.stack([emb[m] for m in modalities], axis=1)
         W[rows] = np.asarray([[weights[n][m] for m in modalities] for n in names], np.float32)
+        # a dataset without some modality keeps the prior's weights of the others, renormalised to sum to 1
+        total = W[rows].sum(1, keepdims=True)
+        W[rows] = np.where(total > 0, W[rows] / np.where(total > 0, total, 1), 1.0 / len(modalities))
         available[rows] = True
     return PriorInputs(E, W, available)
 

@@ -1,8 +1,10 @@
 """Run configurations: shipped profiles (``mer_lib/profiles/*.yaml``) and user config files.
 
-A configuration has four optional sections: ``dataset`` (the parameters every notebook shares),
-``seeds`` (how many), ``notebooks`` (per-notebook parameters) and ``demo_data`` (generate the demo
-dataset at ``data_root`` when it is missing). A user file overrides a profile key by key.
+A configuration has these optional sections: ``dataset`` (the parameters every notebook shares),
+``required`` (dataset keys a run cannot do without, each with where its value comes from: a profile
+names them, the user's config gives them), ``seeds`` (how many), ``notebooks`` (per-notebook
+parameters) and ``demo_data`` (generate the demo dataset at ``data_root`` when it is missing). A user
+file overrides a profile key by key.
 """
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ import yaml
 from .config import PROFILES_DIR
 
 DATASET_KEYS = ("data_root", "label_file", "audio_feature", "video_feature", "text_feature",
-                "train_split", "test_split", "prior_file", "device")
-SECTIONS = ("dataset", "seed", "seeds", "notebooks", "demo_data", "timeout")
+                "train_split", "test_split", "unlabelled_splits", "test_label_file", "extra_label_file",
+                "prior_file", "device")
+SECTIONS = ("dataset", "required", "seed", "seeds", "notebooks", "demo_data", "timeout")
 
 
 def available_profiles() -> list[str]:

@@ -34,7 +34,8 @@ from .profiles import DATASET_KEYS, load_profile, merge, read_config
 SEQUENCE = ("01_prior_generation", "02_pretraining", "03_pseudo_labeling", "04_prior_tuning",
             "05_ablations", "06_tsne_plots")
 DATASET_DEFAULTS = {"label_file": "label-6way.npz", "train_split": "train_corpus", "prior_file": "",
-                    "device": "auto"}
+                    "unlabelled_splits": "", "test_label_file": "", "extra_label_file": "", "audio_feature": "",
+                    "video_feature": "", "text_feature": "", "device": "auto"}
 
 
 def notebook_path(name: str) -> Path:
@@ -60,8 +61,12 @@ def notebook_parameters(config: dict, name: str, run_dir: Path, declared: dict) 
     place for settings several notebooks must agree on, such as stage 1's, so they share
     checkpoints), then the notebook's own entries (which it must declare)."""
     dataset = {**DATASET_DEFAULTS, **config.get("dataset", {})}
-    missing = [k for k in ("data_root", "audio_feature", "video_feature", "text_feature", "test_split")
-               if not dataset.get(k)]
+    for key, why in (config.get("required") or {}).items():
+        if not dataset.get(key):
+            raise SystemExit(f"the config gives no dataset.{key}: {why}")
+    missing = [k for k in ("data_root", "test_split") if not dataset.get(k)]
+    if not any(dataset.get(f"{m}_feature") for m in ("audio", "video", "text")):
+        missing.append("audio_feature, video_feature or text_feature")
     if missing:
         raise SystemExit(f"the config names no {', '.join(missing)} (section 'dataset'); see "
                          "mer_lib/profiles/demo.yaml for the keys")

@@ -1,46 +1,64 @@
-"""Table 3's extension strategies and the method entries results files hold."""
+"""Table 3's strategies: which clips each adds, and the label ratios they give."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mer_lib.extension import extension_set
+from mer_lib.extension import EXTENSION_STRATEGIES, default_size, select_additions
+
+BASE = np.array([500, 400, 300, 200, 100, 20])  # an imbalanced training set, as MER's
 
 
-def _probs():
-    # 12 pool clips: class of each and confidence
-    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
-    conf = np.array([.99, .98, .97, .96, .95, .5, .99, .93, .92, .97, .91, .4])
-    probs = np.full((12, 3), 0.0)
-    probs[np.arange(12), labels] = conf
-    probs[np.arange(12), (labels + 1) % 3] = 1 - conf
-    return probs
+def _pool(seed=0, counts=(300, 300, 200, 150, 80, 40)):
+    labels = np.repeat(np.arange(len(counts)), counts)
+    return np.random.default_rng(seed).permutation(labels)
 
 
-def test_all_takes_every_confident_prediction():
-    rows, labels = extension_set(_probs(), np.arange(100, 112), "all", 0, np.ones(3), 0.9, 0)
-    assert rows.tolist() == [100, 101, 102, 103, 104, 106, 107, 108, 109, 110]
-    assert labels.tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 2, 2]
+def test_matched_keeps_the_base_sets_label_ratio():
+    labels = _pool()
+    pick = select_additions(labels, np.zeros(len(labels)), "matched", 600, BASE)
+    added = np.bincount(labels[pick], minlength=6)
+    assert added.sum() == 600
+    np.testing.assert_allclose(added / 600, BASE / BASE.sum(), atol=1.5 / 600)
 
 
-def test_balanced_splits_evenly_and_takes_the_most_confident():
-    rows, labels = extension_set(_probs(), np.arange(12), "balanced", 6, np.ones(3), 0.9, 0)
-    assert np.bincount(labels).tolist() == [2, 2, 2]
-    assert set(rows.tolist()) == {0, 1, 6, 7, 9, 10}
+def test_balanced_evens_out_the_combined_ratio_as_far_as_the_pool_allows():
+    labels = _pool()
+    pick = select_additions(labels, np.zeros(len(labels)), "balanced", 800, BASE)
+    combined = BASE + np.bincount(labels[pick], minlength=6)
+    available = np.bincount(labels, minlength=6)
+    exhausted = np.bincount(labels[pick], minlength=6) == available
+    # the classes that still had clips to give are level (to one clip), and none is below an exhausted one's level
+    level = combined[~exhausted]
+    assert level.max() - level.min() <= 1 and len(pick) == 800
+    assert (combined[exhausted] <= level.min()).all()
 
 
-def test_matched_follows_the_labelled_class_shares():
-    rows, labels = extension_set(_probs(), np.arange(12), "matched", 6, np.array([4, 1, 1]), 0.9, 0)
-    assert np.bincount(labels, minlength=3).tolist() == [4, 1, 1]
-    assert set(rows.tolist()) == {0, 1, 2, 3, 6, 9}
+def test_matched_hands_a_short_class_share_to_the_others():
+    labels = _pool(counts=(300, 300, 200, 150, 80, 2))  # only two "surprise" clips to add
+    pick = select_additions(labels, np.zeros(len(labels)), "matched", 600, BASE)
+    added = np.bincount(labels[pick], minlength=6)
+    assert added[5] == 2 and added.sum() == 600
+    np.testing.assert_allclose(added[:5] / added[:5].sum(), BASE[:5] / BASE[:5].sum(), atol=2 / 600)
 
 
-def test_random_is_seeded_and_only_confident():
-    a = extension_set(_probs(), np.arange(12), "random", 4, np.ones(3), 0.9, seed=1)[0]
-    b = extension_set(_probs(), np.arange(12), "random", 4, np.ones(3), 0.9, seed=1)[0]
-    assert a.tolist() == b.tolist() and len(a) == 4 and not {5, 11} & set(a.tolist())
+def test_random_and_all():
+    labels = _pool()
+    assert len(select_additions(labels, np.zeros(len(labels)), "random", 250, BASE, seed=1)) == 250
+    assert len(set(select_additions(labels, np.zeros(len(labels)), "random", 250, BASE, seed=1))) == 250
+    np.testing.assert_array_equal(select_additions(labels, np.zeros(len(labels)), "all", 10, BASE),
+                                  np.arange(len(labels)))
+    with pytest.raises(ValueError, match="unknown extension strategy"):
+        select_additions(labels, np.zeros(len(labels)), "greedy", 10, BASE)
+    assert set(EXTENSION_STRATEGIES) == {"random", "matched", "balanced", "all"}
 
 
-def test_unknown_strategy():
-    with pytest.raises(ValueError, match="unknown extension strategy 'best'"):
-        extension_set(_probs(), np.arange(12), "best", 3, np.ones(3), 0.9, 0)
+def test_within_a_class_the_best_ranked_go_first():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    rank = np.array([3.0, 1.0, 2.0, 0.5, 0.1, 0.9])  # e.g. minus the confidence
+    pick = select_additions(labels, rank, "balanced", 2, np.array([10, 10]))
+    assert sorted(pick.tolist()) == [1, 4]
+
+
+def test_the_default_size_is_the_papers_plus_1k_scaled():
+    assert default_size(4024) == 1000 and default_size(2698) == 670

@@ -41,17 +41,18 @@ def notebook(name: str, classes=CLASSES, **content) -> dict:
 def results() -> dict[str, dict]:
     return {
         "01_prior_generation": notebook("01_prior_generation", methods={
-            "simulated": entry("Simulated MLLM (zero-shot)", [0.5], seed=1, coverage={"test": 96.25})}),
+            "simulated": entry("Simulated MLLM (zero-shot)", [0.5], seed=1, coverage={"test": 96.25},
+                               paper_row="Gemini-2.0-flash")}),
         "02_pretraining": notebook("02_pretraining", methods={
             "bdcl": entry("+ BDCL", [0.7, 0.75, 0.8], seed=3),  # file order differs from the paper's
-            "attention": entry("Attention (CE)", [0.6, 0.65, 0.7], seed=2)}),
+            "attention": entry("Attention (CE)", [0.6, 0.65, 0.7], seed=2, paper_row="Attention")}),
         "03_pseudo_labeling": notebook("03_pseudo_labeling", methods={
             "bdcl_pl": entry("+ BDCL + pseudo-labels", [0.8, 0.8, 0.85], seed=4)},
-            extension={"base": entry("base", [0.6, 0.7], seed=5, added=0),
-                       "random": entry("+2000 random", [0.65, 0.7], seed=6, added=2000),
-                       "matched": entry("+2000 matched", [0.7, 0.72], seed=7, added=2000),
-                       "balanced": entry("+2000 balanced", [0.75, 0.8], seed=8, added=2000),
-                       "all": entry("+all", [0.7, 0.8], seed=9, added=11234)}),
+            extension={"base": entry("base", [0.6, 0.7], seed=5, added=0, size=2698),
+                       "random": entry("+670 random", [0.65, 0.7], seed=6, added=670, size=3368),
+                       "matched": entry("+670 matched", [0.7, 0.72], seed=7, added=670, size=3368),
+                       "balanced": entry("+670 balanced", [0.75, 0.8], seed=8, added=670, size=3368),
+                       "all": entry("+all", [0.7, 0.8], seed=9, added=3000, size=5698)}),
         "04_prior_tuning": notebook("04_prior_tuning", methods={
             "ours": entry("Ours (prior-guided)", [0.85, 0.9, 0.88], seed=10),
             "ours_shuffled": entry("Ours, shuffled priors", [0.6, 0.62, 0.58], seed=11)}),
@@ -79,7 +80,7 @@ def test_table1_rows_in_paper_order_and_numbers_equal_inputs(results, tmp_path):
     assert list(df.index) == ["Simulated MLLM (zero-shot)", "Attention (CE)", "+ BDCL", "+ BDCL + pseudo-labels",
                               "Ours (prior-guided)", "Ours, shuffled priors (control)"]
     shown = tables.format_table(df)
-    assert list(shown.columns) == [*CLASSES, "Acc", "WF1"]
+    assert list(shown.columns) == [*CLASSES, "Acc", "WF1", tables.UAR, "Avg (reported in the paper)"]
 
     paths = tables.write_table(df, "table1", tmp_path, caption="Zero-shot LLMs vs fusion models")
     assert [p.name for p in paths] == ["table1.csv", "table1.md", "table1.tex"]
@@ -98,6 +99,15 @@ def test_table1_rows_in_paper_order_and_numbers_equal_inputs(results, tmp_path):
             assert csv.loc[row, f"{c} mean"] == pytest.approx(test["per_class_accuracy"][c]["mean"], abs=1e-8)
             assert csv.loc[row, f"{c} std"] == pytest.approx(test["per_class_accuracy"][c]["std"], abs=1e-8)
 
+    # UAR, the paper's "Avg" for its LLM rows: the mean of the row's per-class cells
+    for row in csv.index:
+        assert csv.loc[row, f"{tables.UAR} mean"] == pytest.approx(np.mean([csv.loc[row, f"{c} mean"] for c in CLASSES]))
+    # the paper's own numbers only where the row is one of the paper's methods, never in our columns
+    paper = csv["Avg (reported in the paper)"]
+    assert paper["Simulated MLLM (zero-shot)"] == 71.81 and paper["Attention (CE)"] == 77.53
+    assert paper.drop(["Simulated MLLM (zero-shot)", "Attention (CE)"]).isna().all()
+    assert 71.81 not in csv.drop(columns="Avg (reported in the paper)").to_numpy()
+
     md = paths[1].read_text(encoding="utf-8")
     attention = results["02_pretraining"]["methods"]["attention"]["test"]["accuracy"]
     assert tables.format_mean_std(attention) in md
@@ -115,7 +125,7 @@ def test_hand_written_aggregate_prints_as_given(tmp_path):
                                            methods={"ours": {"label": "Ours", "test": test, "runs": []}})}
     df = tables.table1(results)
     shown = tables.format_table(df)
-    assert shown.loc["Ours"].tolist() == ["90.0 ± 1.0", "–", "70.2 ± 2.5", "84.1 ± 0.6", "83.7 ± 0.4"]
+    assert shown.loc["Ours"].tolist() == ["90.0 ± 1.0", "–", "70.2 ± 2.5", "84.1 ± 0.6", "83.7 ± 0.4", "80.1 ± 0.0"]
     csv = read_csv(tables.write_table(df, "t", tmp_path, caption="c")[0])
     assert csv.loc["Ours", "Acc mean"] == 84.1 and csv.loc["Ours", "WF1 mean"] == 83.72
     assert np.isnan(csv.loc["Ours", "angry mean"])
@@ -162,36 +172,41 @@ def test_markdown_is_a_pipe_table_with_caption_and_note(results, tmp_path):
     assert "Data: the synthetic demo dataset." in md
 
 
-def test_table2_paper_column_holds_only_the_papers_single_modality_numbers(results, tmp_path):
+def test_table2_paper_column_holds_only_the_papers_numbers(results, tmp_path):
+    results["05_ablations"]["modalities"]["AVT_bdcl"] = entry("AVT + BDCL", [0.8, 0.82], seed=30)
     df = tables.table2(results)
-    assert list(df.index) == ["A", "V", "T", "AVT", "AVT+Prior"]
+    assert list(df.index) == ["A", "V", "T", "AVT", "AVT+Prior", "AVT + BDCL"]  # extra rows after the paper's
     csv = read_csv(tables.write_table(df, "table2", tmp_path, caption="c")[0])
     paper = csv["Acc (reported in the paper)"]
-    assert paper.loc[["A", "V", "T"]].tolist() == [74.0, 66.0, 52.0]
-    assert paper.loc[["AVT", "AVT+Prior"]].isna().all()
-    for row in df.index:  # our columns hold our numbers, never the paper's
-        test = results["05_ablations"]["modalities"][row]["test"]
+    assert paper.loc[["A", "V", "T", "AVT"]].tolist() == [74.16, 66.30, 51.89, 77.53]  # exact, not rounded
+    assert paper.loc[["AVT+Prior", "AVT + BDCL"]].isna().all()
+    for key, row in zip(["A", "V", "T", "AVT", "AVT+Prior", "AVT_bdcl"], df.index):  # ours hold ours
+        test = results["05_ablations"]["modalities"][key]["test"]
         assert csv.loc[row, "Acc mean"] == pytest.approx(test["accuracy"]["mean"], abs=1e-8)
         assert csv.loc[row, "F1 mean"] == pytest.approx(test["weighted_f1"]["mean"], abs=1e-8)
-    shown = tables.format_table(df)
-    assert shown["Acc (reported in the paper)"].tolist() == ["74", "66", "52", "", ""]
+    shown = tables.format_table(df, digits=2)
+    assert shown["Acc (reported in the paper)"].tolist() == ["74.16", "66.30", "51.89", "77.53", "", ""]
 
-    # without the A row, 74 appears nowhere
+    # without the A row, 74.16 appears nowhere
     del results["05_ablations"]["modalities"]["A"]
     df = tables.table2(results)
-    assert "A" not in df.index and 74.0 not in df[(tables.PAPER_COLUMN, "value")].tolist()
+    assert "A" not in df.index and 74.16 not in df[(tables.PAPER_TABLE2_COLUMN, "value")].tolist()
     assert any("A: not in 05_ablations" in n for n in df.attrs["notes"])
 
 
-def test_table3_rows_and_added(results, tmp_path):
+def test_table3_rows_size_and_the_papers_sizes(results, tmp_path):
     df = tables.table3(results)
-    assert list(df.index) == ["base", "+2000 random", "+2000 matched", "+2000 balanced", "+all"]
+    assert list(df.index) == ["base", "+670 random", "+670 matched", "+670 balanced", "+all"]
     csv = read_csv(tables.write_table(df, "table3", tmp_path, caption="c")[0])
-    assert csv["Added"].tolist() == [0, 2000, 2000, 2000, 11234]
+    assert csv["Size"].tolist() == [2698, 3368, 3368, 3368, 5698]  # the training-set size, as the paper's
+    assert csv["Added"].tolist() == [0, 670, 670, 670, 3000]
+    assert csv["Size (reported in the paper)"].tolist() == [4024, 5024, 5022, 5024, 8341]
     balanced = results["03_pseudo_labeling"]["extension"]["balanced"]["test"]
-    assert csv.loc["+2000 balanced", "WF1 mean"] == pytest.approx(balanced["weighted_f1"]["mean"], abs=1e-8)
-    assert csv.loc["+2000 balanced", "Acc std"] == pytest.approx(balanced["accuracy"]["std"], abs=1e-8)
-    assert tables.format_table(df)["Added"].tolist() == ["0", "2000", "2000", "2000", "11234"]
+    assert csv.loc["+670 balanced", "WF1 mean"] == pytest.approx(balanced["weighted_f1"]["mean"], abs=1e-8)
+    assert csv.loc["+670 balanced", "Acc std"] == pytest.approx(balanced["accuracy"]["std"], abs=1e-8)
+    # the pseudo-label variant (beyond the paper) has no paper column
+    results["03_pseudo_labeling"]["pseudo_extension"] = results["03_pseudo_labeling"]["extension"]
+    assert ("Size (reported in the paper)", "value") not in tables.table3(results, part="pseudo_extension").columns
 
 
 def test_skipped_and_missing_notebooks_leave_rows_out_with_a_note(results, tmp_path):
@@ -222,7 +237,7 @@ def test_other_label_sets_binary_sentiment(tmp_path):
     results = {"02_pretraining": notebook("02_pretraining", classes=classes, methods={
         "attention": entry("Attention (CE)", [0.7, 0.8], classes=classes)})}
     df = tables.table1(results)
-    assert list(tables.format_table(df).columns) == ["negative", "positive", "Acc", "WF1"]
+    assert list(tables.format_table(df).columns) == ["negative", "positive", "Acc", "WF1", tables.UAR]
     csv = read_csv(tables.write_table(df, "table1", tmp_path, caption="Sentiment")[0])
     test = results["02_pretraining"]["methods"]["attention"]["test"]
     assert csv.loc["Attention (CE)", "positive mean"] == pytest.approx(

@@ -14,7 +14,8 @@ import difflib
 import functools
 import hashlib
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from .errors import DataError, listing
 from .packed import load_packed
 
 UNLABELLED = "unlabelled"  # split name of samples that have features but no label
+EXTRA = "extra_labelled"  # split name of an external labelled set (extra_label_file; the paper's Table 3)
 HIDDEN_LABELS_FILE = "unlabelled-truth.npz"  # demo data only: truth of the unlabelled pool, for scoring
 
 
@@ -41,6 +43,7 @@ class Dataset:
     subtitles: pd.DataFrame | None = None  # index: name; columns: chinese, english
     hidden_labels: np.ndarray | None = None  # (N,) int64 truth of unlabelled samples where known, else -1
     valence: np.ndarray | None = None  # (N,) float 'val' from the label file, NaN where absent
+    label_sources: dict[str, str] = field(default_factory=dict)  # split -> the file its labels come from
 
     def __len__(self) -> int:
         return len(self.names)
@@ -111,13 +114,15 @@ def load_dataset(data_root: str | os.PathLike, features: Mapping[str, str],
                  label_file: str = "label-6way.npz",
                  subtitle_file: str | None = "transcription-engchi-polish.csv",
                  classes: list[str] | None = None, use_cache: bool = True,
-                 progress: bool = True) -> Dataset:
+                 progress: bool = True, **label_sources) -> Dataset:
     """Load features, labels and subtitles of a dataset in the MER layout.
 
     ``features`` maps a modality name to its extractor folder under ``<data_root>/features``,
     e.g. ``{"audio": "chinese-hubert-large-UTT", "video": "clip-vit-large-patch14-UTT",
-    "text": "bloom-7b1-UTT"}``; the ``-UTT``/``-FRA`` suffix may be left out. ``classes`` fixes
-    the class order; by default it comes from the label file (MER's order for MER labels).
+    "text": "bloom-7b1-UTT"}``; the ``-UTT``/``-FRA`` suffix may be left out; modalities left out are
+    absent. ``classes`` fixes the class order; by default it comes from the label file (MER's order for
+    MER labels). ``label_sources``: ``unlabelled_splits``, ``test_label_file``, ``test_split``,
+    ``extra_label_file`` (see :func:`dataset_index`).
     """
     root = _existing_root(data_root)
     if not features:
@@ -127,15 +132,18 @@ def load_dataset(data_root: str | os.PathLike, features: Mapping[str, str],
     rows_of = {m: {n: i for i, n in enumerate(p.names.tolist())} for m, p in packed.items()}
     common = set.intersection(*(set(r) for r in rows_of.values()))
     ds = dataset_index(root, label_file=label_file, pool_names=common, subtitle_file=subtitle_file,
-                       classes=classes)
-    labelled = ds.names[ds.labels >= 0]
+                       classes=classes, **label_sources)
     for m, rows in rows_of.items():
-        missing = [n for n in labelled if n not in rows]
-        if missing:
-            raise DataError(
-                f"{packed[m].folder}: {len(missing)} labelled sample(s) have no {m} features: "
-                f"{listing(missing)} (label file {root / label_file}). Fix: extract {m} features for them, "
-                f"or remove them from the label file.")
+        for split in ds.split_names:
+            names = ds.names[ds.splits == split]
+            missing = [n for n in names if n not in rows] if split != UNLABELLED else []
+            if missing:
+                raise DataError(
+                    f"{packed[m].folder}: {len(missing)} labelled sample(s) of split '{split}' have no {m} "
+                    f"features: {listing(missing)} (labels from {ds.label_sources.get(split, root / label_file)}). "
+                    f"Fix: extract {m} features for them, or remove them from that label file.")
+    # pool clips named by a placeholder split but without features of every modality cannot be used
+    ds = ds.subset(np.flatnonzero(np.isin(ds.names, list(common)) | (ds.labels >= 0)))
     feats = {}
     for m, p in packed.items():
         rows = np.fromiter((rows_of[m][n] for n in ds.names), dtype=np.int64, count=len(ds.names))
@@ -145,17 +153,53 @@ def load_dataset(data_root: str | os.PathLike, features: Mapping[str, str],
 
 def dataset_index(data_root: str | os.PathLike, *, label_file: str = "label-6way.npz", pool_names=(),
                   subtitle_file: str | None = "transcription-engchi-polish.csv",
-                  classes: list[str] | None = None) -> Dataset:
+                  classes: list[str] | None = None, unlabelled_splits: Sequence[str] = (),
+                  test_label_file: str | os.PathLike | None = None, test_split: str = "test",
+                  extra_label_file: str | os.PathLike | None = None) -> Dataset:
     """The clips of a dataset without their features: labelled clips in label-file order, then the
     unlabelled pool (``pool_names`` not in the label file), sorted; with subtitles and, on the demo,
-    the pool's hidden truth. ``load_dataset`` fills in the features; the inspector uses it as is."""
+    the pool's hidden truth. ``load_dataset`` fills in the features; the inspector uses it as is.
+
+    As MER2024 comes (MERTools' ``label-6way.npz`` holds ``train_corpus`` and the whole unlabelled pool
+    as ``test1_corpus`` with the placeholder label "neutral"; the organisers' test labels are a
+    separate CSV ``name,discrete``):
+    - ``unlabelled_splits``: label-file splits whose labels are placeholders: their clips join the pool;
+    - ``test_label_file``: a CSV ``name,discrete`` or a MER label ``.npz``; its clips form the split
+      ``test_split`` (and leave the pool: a test clip is never pseudo-labelled);
+    - ``extra_label_file``: an external labelled set in the same formats (the split ``"extra_labelled"``),
+      added to training only where asked (Table 3).
+    Relative paths are taken from ``data_root``.
+    """
     root = _existing_root(data_root)
     label_path = root / label_file
     corpus, valence = read_label_file(label_path)
+    missing = [s for s in unlabelled_splits if s not in corpus]
+    if missing:
+        raise DataError(f"{label_path}: no split(s) {missing} to read as unlabelled; the file has "
+                        f"{list(corpus)}. Fix: set unlabelled_splits to some of those (or leave it empty).")
+    placeholder_pool = {n for s in unlabelled_splits for n in corpus.pop(s)}
+    sources = {s: label_path for s in corpus}
+    for split, file in ((test_split, test_label_file), (EXTRA, extra_label_file)):
+        if not file:
+            continue
+        path = Path(file) if Path(file).is_absolute() else root / file
+        items, extra_valence = read_labels(path)
+        if split in corpus:
+            raise DataError(f"{path}: defines the split '{split}', which {label_path} has too. Fix: name the "
+                            f"test split otherwise (test_split) or drop that split from the label file.")
+        corpus[split], sources[split] = items, path
+        valence |= extra_valence
+    seen: dict[str, str] = {}
+    for split, items in corpus.items():
+        for name in items:
+            if name in seen:
+                raise DataError(f"sample '{name}' is labelled in split '{seen[name]}' ({sources[seen[name]]}) and in "
+                                f"'{split}' ({sources[split]}). Fix: keep each sample in exactly one split.")
+            seen[name] = split
     classes = resolve_classes(corpus, label_path, classes)
     class_index = {c: i for i, c in enumerate(classes)}
     labelled = [(n, split, emo) for split, items in corpus.items() for n, emo in items.items()]
-    pool = sorted(set(pool_names) - {n for n, _, _ in labelled})
+    pool = sorted((set(pool_names) | placeholder_pool) - set(seen))
     names = np.asarray([n for n, _, _ in labelled] + pool, dtype=str)
     labels = np.asarray([class_index[e] for _, _, e in labelled] + [-1] * len(pool), dtype=np.int64)
     splits = np.asarray([s for _, s, _ in labelled] + [UNLABELLED] * len(pool), dtype=str)
@@ -169,7 +213,48 @@ def dataset_index(data_root: str | os.PathLike, *, label_file: str = "label-6way
         hidden = np.asarray([truth.get(n, -1) if y < 0 else -1 for n, y in zip(names, labels)], dtype=np.int64)
     return Dataset(root=root, names=names, classes=tuple(classes), labels=labels, splits=splits, features={},
                    subtitles=subtitles, hidden_labels=hidden,
-                   valence=np.asarray([valence.get(n, np.nan) for n in names], dtype=np.float64))
+                   valence=np.asarray([valence.get(n, np.nan) for n in names], dtype=np.float64),
+                   label_sources={s: str(p) for s, p in sources.items()})
+
+
+def read_labels(path: Path) -> tuple[dict[str, str], dict[str, float]]:
+    """``{name: emotion}`` (and valence where given) of a test or external label file: a CSV with
+    columns ``name`` and ``discrete`` (the MER2024 organisers' format), or a MER label ``.npz``
+    (every split of it)."""
+    if not path.exists():
+        raise DataError(f"{path}: label file not found. Fix: pass the path of a CSV (columns name,discrete) "
+                        "or of a MER label .npz; a relative path is taken from data_root.")
+    if path.suffix == ".npz":
+        corpus, valence = read_label_file(path)
+        return {n: e for items in corpus.values() for n, e in items.items()}, valence
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read the label CSV ({exc}). Fix: save it as UTF-8 CSV with the "
+                        "columns name,discrete.") from exc
+    if not {"name", "discrete"} <= set(df.columns):
+        raise DataError(f"{path}: a label CSV needs the columns name and discrete (the MER2024 organisers' "
+                        f"format); it has {list(df.columns)}. Fix: rename the columns.")
+    empty = df["name"][df["discrete"].str.strip() == ""].tolist()
+    if empty:
+        raise DataError(f"{path}: sample(s) {listing(empty)} have no label in 'discrete'. Fix: label or drop them.")
+    dup = df["name"][df["name"].duplicated()].tolist()
+    if dup:
+        raise DataError(f"{path}: sample(s) {listing(dup)} appear more than once. Fix: keep one row per sample.")
+    return dict(zip(df["name"], df["discrete"].str.strip().str.lower())), {}
+
+
+def warn_placeholder_splits(ds: Dataset, train_split: str) -> None:
+    """Warn about a split that looks like an unlabelled pool read as labelled: all one class and several
+    times larger than the training split (MER2024's test1_corpus: 115,595 clips, all "neutral")."""
+    n_train = int((ds.splits == train_split).sum())
+    for split in ds.split_names:
+        y = ds.labels[ds.splits == split]
+        if split not in (train_split, UNLABELLED) and len(y) > 3 * max(n_train, 1) and len(np.unique(y)) == 1:
+            warnings.warn(f"{ds.label_sources.get(split, ds.root)}: split '{split}' has {len(y)} clips, all labelled "
+                          f"'{ds.classes[y[0]]}', {len(y) / max(n_train, 1):.0f} times the training split: its labels "
+                          f"look like placeholders. If they are, add it to unlabelled_splits (MER2024: "
+                          f"unlabelled_splits: test1_corpus), so its clips form the unlabelled pool.", stacklevel=2)
 
 
 def feature_file_names(root: Path, features: Mapping[str, str]) -> tuple[set[str] | None, str]:
