@@ -200,7 +200,7 @@ def _media_fields(path: Path | None, known: dict[str, tuple]) -> dict:
 def plan_jobs(dataset, backend: Backend, idx: np.ndarray, clips: dict[str, Path], previous: list[dict],
               show_progress: bool = True):
     """Yield ``(job, already_done)`` per selected clip: its request, store key and media fields
-    (``clips``: name -> clip file, as :func:`find_clips` gives)."""
+    (``clips``: name -> clip file, the ``clips`` of :func:`find_clips`)."""
     classes = tuple(dataset.classes)
     schema_hash = _sha(json.dumps(answer_json_schema(classes), sort_keys=True))
     settings = backend.settings()
