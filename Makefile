@@ -38,8 +38,8 @@ lab: install ## open JupyterLab on the notebooks
 bench: install ## run the benchmarks (prints figures and ratios)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
-browser: ## install Debian's Chromium for the real-browser test (root; CI does this)
-	apt-get install -y chromium
+browser: ## install Debian's Chromium, pdffonts and a CJK font for the tests that need them (root; CI does this)
+	apt-get install -y chromium poppler-utils fonts-noto-cjk
 
 clean: ## remove run folders and the generated demo data
 	rm -rf runs/ data/demo data/.demo.partial

@@ -19,11 +19,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: mer_lib and tests/support
 
 MER2024_CLIPS = 5_030 + 115_595  # labelled + unlabelled clips of MER2024-SEMI
 
@@ -32,50 +33,27 @@ def sample_inputs(args, workdir: Path) -> tuple[Path, Path]:
     """(clips folder, subtitle CSV): the real samples if present, else generated ones."""
     import pandas as pd
 
-    from mer_lib.config import SHARED_SAMPLES_DIR
+    from tests.support.media import write_mp4
+    from tests.support.samples import SAMPLE_CLIPS, SAMPLE_SUBTITLES
 
-    clips, subtitles = SHARED_SAMPLES_DIR / "clips", SHARED_SAMPLES_DIR / "transcription-engchi-polish.csv"
-    if clips.is_dir() and subtitles.exists() and not args.generated:
-        return clips, subtitles
+    if SAMPLE_CLIPS.is_dir() and SAMPLE_SUBTITLES.exists() and not args.generated:
+        return SAMPLE_CLIPS, SAMPLE_SUBTITLES
     clips = workdir / "clips"
     clips.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(args.generated_clips):
-        _write_noise_clip(clips / f"gen_{i:03d}.mp4", seconds=4.0, rng=rng)
-    names = [p.stem for p in sorted(clips.glob("*.mp4"))]
+    names = [f"gen_{i:03d}" for i in range(args.generated_clips)]
+    for i, name in enumerate(names):  # noise is what a decoder finds hardest: an upper bound on its cost
+        write_mp4(clips / f"{name}.mp4", seconds=4.0, fps=25, size=(640, 360), codec="libx264", bit_rate=None,
+                  picture="noise", sound="noise", seed=i)
     pd.DataFrame({"name": names, "chinese": ["我真的不知道你在说什么，别再问了"] * len(names),
                   "english": ["I really don't know what you're talking about"] * len(names)}
                  ).to_csv(workdir / "subtitles.csv", index=False)
     return clips, workdir / "subtitles.csv"
 
 
-def _write_noise_clip(path: Path, seconds: float, rng) -> None:
-    import av
-
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=25)
-        video.width, video.height, video.pix_fmt = 640, 360, "yuv420p"
-        audio = out.add_stream("aac", rate=44_100)
-        audio.layout = "stereo"
-        for i in range(int(seconds * 25)):
-            img = rng.integers(0, 256, size=(360, 640, 3), dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
-        wave = (0.1 * rng.normal(size=(2, int(seconds * 44_100)))).astype(np.float32)
-        for start in range(0, wave.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, start:start + 1024]),
-                                               format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts = 44_100, start
-            out.mux(audio.encode(frame))
-        out.mux(audio.encode(None))
-
-
 def build_models(args, folder: Path, texts: list[str]) -> dict[str, Path]:
     import torch
 
-    from mer_lib.extract.random_models import make_bloom, make_clip, make_hubert
+    from tests.support.random_models import make_bloom, make_clip, make_hubert
 
     build = {}
     if args.size == "full":  # initialise on the GPU when there is one, store float16
@@ -126,7 +104,9 @@ def main() -> None:
     import pandas as pd
     import torch
 
-    from mer_lib.extract import extract_features, list_clips
+    from mer_lib.config import AUDIO_SAMPLE_RATE
+    from mer_lib.data import scan_clips
+    from mer_lib.extract import extract_features
     from mer_lib.extract.decode import read_audio, read_video_frames
     from mer_lib.extract.encoders import (
         AudioEncoder,
@@ -143,7 +123,7 @@ def main() -> None:
                 "initialised): run it on a GPU, or pass --encoders video audio")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mer-bench-extract-"))
     clips_dir, subtitle_file = sample_inputs(args, workdir)
-    clips = list_clips(clips_dir)
+    clips = scan_clips(clips_dir).clips
     subtitles = pd.read_csv(subtitle_file, keep_default_na=False).set_index("name")
     texts = [subtitles.at[n, "chinese"] if n in subtitles.index else "" for n in clips]
     models = build_models(args, workdir / "models", list(subtitles["chinese"])[:2000])
@@ -166,7 +146,7 @@ def main() -> None:
     rows.append(("face crop, Haar (1 thread)", t, n,
                  f"{per_second(frames, t)} frames/s, face in {found}/{frames}"))
     t, waves = timed(lambda path: read_audio(path, max_seconds=args.max_seconds), clips.values())
-    audio_seconds = sum(w.size for w in waves) / 16_000
+    audio_seconds = sum(w.size for w in waves) / AUDIO_SAMPLE_RATE
     rows.append(("decode audio (1 thread)", t, n, f"{per_second(audio_seconds, t)} s of audio/s"))
 
     def run_encoder(encode, inputs, batch):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_lib.config import MER_CLASSES, SHARED_SAMPLES_DIR
-from mer_lib.data import Dataset
+from mer_lib.data import Dataset, scan_clips
 from mer_lib.inspector import ClipTable, Filters, Inspector, InspectorData, filter_rows, find_row
 from mer_lib.inspector import media as media_module
 from mer_lib.inspector.render import figure_png, media_figure
@@ -124,7 +124,8 @@ def bench_panel(table: ClipTable, repeats: int) -> None:
 
 
 def bench_media(repeats: int) -> None:
-    clips = sorted((SHARED_SAMPLES_DIR / "clips").glob("*.mp4"))
+    folder = SHARED_SAMPLES_DIR / "clips"
+    clips = list(scan_clips(folder).clips.values()) if folder.is_dir() else []
     if not clips:
         print(f"3. skipped: no real clips at {SHARED_SAMPLES_DIR}")
         return

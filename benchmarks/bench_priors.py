@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mer_lib.config import SHARED_SAMPLES_DIR
-from mer_lib.data import Dataset, load_dataset, make_demo_dataset, read_label_file, read_subtitles
+from mer_lib.config import LABEL_FILE, SHARED_SAMPLES_DIR, SUBTITLE_FILE
+from mer_lib.data import Dataset, load_dataset, make_demo_dataset, read_label_file, read_subtitles, scan_clips
 from mer_lib.data.demo import FEATURES
 from mer_lib.priors import (
     POLICIES,
@@ -99,13 +99,13 @@ def offline_real(work: Path) -> None:
     if not clips.is_dir():
         print(f"[3] skipped: no real clips at {clips}")
         return
-    names = np.asarray(sorted(p.stem for p in clips.glob("*.mp4")))
-    corpus, _ = read_label_file(SHARED_SAMPLES_DIR / "label-6way.npz")
+    names = np.asarray(list(scan_clips(clips).clips))
+    corpus, _ = read_label_file(SHARED_SAMPLES_DIR / LABEL_FILE)
     truth = {n: e for split in corpus.values() for n, e in split.items()}
     classes = ("neutral", "angry", "happy", "sad", "worried", "surprise")
     labels = np.asarray([classes.index(truth[n]) if n in truth else -1 for n in names])
     splits = np.asarray(["train_corpus" if y >= 0 else "unlabelled" for y in labels])
-    subtitles = read_subtitles(SHARED_SAMPLES_DIR / "transcription-engchi-polish.csv")
+    subtitles = read_subtitles(SHARED_SAMPLES_DIR / SUBTITLE_FILE)
     ds = Dataset(root=SHARED_SAMPLES_DIR, names=names, classes=classes, labels=labels, splits=splits,
                  features={}, subtitles=subtitles.reindex(names).fillna(""))
     path = work / "offline.jsonl"

@@ -19,6 +19,7 @@ if anything would be clipped instead.
 from __future__ import annotations
 
 import colorsys
+import functools
 import math
 import os
 import warnings
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib import font_manager
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -66,6 +68,15 @@ MER_CLASS_COLORS = {
 COLORBLIND = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc",
               "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9"]
 UNLABELLED_COLOR = "#d9d9d9"  # t-SNE points with label -1 (the unlabelled pool)
+# Fonts that draw Chinese (DejaVu Sans cannot): the first one installed backs DejaVu Sans up in text that
+# holds Chinese (the subtitles on the inspector's exported page). Family names as matplotlib lists them,
+# then the file names to look for in the system's font folders (see cjk_font).
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+             "WenQuanYi Micro Hei", "Noto Sans CJK JP", "SimHei", "Microsoft YaHei", "PingFang SC",
+             "Droid Sans Fallback", "AR PL UMing CN")
+CJK_FONT_FILES = ("notosanscjk", "notosanssc", "sourcehansans", "wqy-", "droidsansfallback", "uming", "simhei",
+                  "msyh", "pingfang")
+CJK_FONT_FIX = "install one (Debian, Ubuntu: apt-get install fonts-noto-cjk; macOS and Windows have one)"
 MODALITY_MARKERS = {"audio": "o", "video": "s", "text": "^", "A": "o", "V": "s", "T": "^"}
 EXTRA_MARKERS = ["D", "v", "P", "X", "*", "<", ">"]
 
@@ -97,6 +108,28 @@ def class_colors(classes: Sequence[str]) -> dict[str, str]:
         free += [mpl.colors.to_hex(colorsys.hls_to_rgb(i / n_extra, 0.55, 0.65)) for i in range(n_extra)]
     colors.update(zip(unknown, free))
     return {c: colors[c] for c in classes}
+
+
+@functools.cache
+def cjk_font() -> str | None:
+    """The family name of an installed font that draws Chinese (first of :data:`CJK_FONTS`), or None,
+    with a warning once per process that Chinese text is left out of figures until one is installed.
+
+    Matplotlib lists fonts once, in a cache that outlives installs: where the list has none, the
+    system's font folders are searched once more for CJK font files (cheap: file names only)."""
+    def known() -> str | None:
+        names = {f.name for f in font_manager.fontManager.ttflist}
+        return next((name for name in CJK_FONTS if name in names), None)
+
+    if known() is None:
+        for path in font_manager.findSystemFonts():
+            if any(key in Path(path).name.lower() for key in CJK_FONT_FILES):
+                font_manager.fontManager.addfont(path)
+    found = known()
+    if found is None:
+        warnings.warn(f"no CJK font for matplotlib: figures say where Chinese text was left out. Fix: "
+                      f"{CJK_FONT_FIX}.", stacklevel=2)
+    return found
 
 
 def save_figure(fig: Figure, stem: str, out_dir: str | os.PathLike, dpi: int = 300) -> list[Path]:

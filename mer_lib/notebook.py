@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import io
-from .config import PROJ_ROOT, RUNS_DIR
+from .config import MODALITIES, PROJ_ROOT, RUNS_DIR
 from .profiles import DATASET_KEYS, load_profile
 
 PLAIN_TYPES = (bool, int, float, str, list, dict, tuple, type(None))
@@ -87,7 +87,7 @@ class Context:
     @property
     def features(self) -> dict[str, str]:
         """Modality -> feature folder; a modality whose feature is empty (or "none") is absent."""
-        return {m: f for m in ("audio", "video", "text")
+        return {m: f for m in MODALITIES
                 if (f := self.params.get(f"{m}_feature") or "") and f.lower() != "none"}
 
     @property
@@ -164,12 +164,13 @@ class Context:
     def load_index(self, clips_dir: str | os.PathLike | None = None):
         """The dataset's clips without their features (priors need none): labelled clips from the
         label file, the pool from the feature files and, if given, the clip files in ``clips_dir``."""
-        from .data import dataset_index, feature_file_names
-        from .priors.media import VIDEO_SUFFIXES
+        from .data import dataset_index, feature_file_names, scan_clips
 
         pool = feature_file_names(self.data_root, self.features)[0] or set()
         if clips_dir:
-            pool |= {p.stem for p in Path(clips_dir).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES}
+            scan = scan_clips(clips_dir)
+            scan.warn()  # dangling links, directories named like clips, unreadable files
+            pool |= set(scan.clips)
         return dataset_index(self.data_root, label_file=self.params["label_file"], pool_names=pool,
                              **self.label_sources)
 

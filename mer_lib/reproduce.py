@@ -27,13 +27,13 @@ import time
 from pathlib import Path
 
 from . import io
-from .config import FIGURES_DIR, NOTEBOOKS_DIR, PROJ_ROOT, RUNS_DIR
+from .config import FIGURES_DIR, LABEL_FILE, NOTEBOOKS_DIR, PROJ_ROOT, RUNS_DIR
 from .kernel import ensure_kernel
 from .profiles import DATASET_KEYS, load_profile, merge, read_config
 
 SEQUENCE = ("01_prior_generation", "02_pretraining", "03_pseudo_labeling", "04_prior_tuning",
             "05_ablations", "06_tsne_plots")
-DATASET_DEFAULTS = {"label_file": "label-6way.npz", "train_split": "train_corpus", "prior_file": "",
+DATASET_DEFAULTS = {"label_file": LABEL_FILE, "train_split": "train_corpus", "prior_file": "",
                     "unlabelled_splits": "", "test_label_file": "", "extra_label_file": "", "audio_feature": "",
                     "video_feature": "", "text_feature": "", "device": "auto"}
 
@@ -169,7 +169,7 @@ def _ensure_demo_data(config: dict, data_root: str) -> None:
     from .data import make_demo_dataset
 
     demo = config["demo_data"]
-    if not (Path(data_root) / config.get("dataset", {}).get("label_file", "label-6way.npz")).exists():
+    if not (Path(data_root) / config.get("dataset", {}).get("label_file", LABEL_FILE)).exists():
         print(f"generating the demo dataset ({demo.get('scale', 'demo')} scale) in {data_root} ...", flush=True)
     make_demo_dataset(data_root, scale=demo.get("scale", "demo"), seed=int(demo.get("seed", 0)))
 

@@ -1,31 +1,11 @@
-"""Shared fixtures: small datasets in the MER layout, written per test."""
+"""Shared fixtures (helpers that tests import live in ``tests/support/``)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 from mer_lib.config import SHARED_SAMPLES_DIR
-
-
-def write_layout(root: Path, splits: dict[str, dict[str, str]], *, unlabelled=(), dims=None,
-                 modalities=("audio", "video", "text"), seed: int = 0) -> dict[str, str]:
-    """Write a small MER-layout dataset; returns the ``features=`` mapping for ``load_dataset``."""
-    rng = np.random.default_rng(seed)
-    dims = dims or {"audio": 6, "video": 5, "text": 4}
-    names = [n for items in splits.values() for n in items] + list(unlabelled)
-    features = {}
-    for m in modalities:
-        folder = root / "features" / f"toy-{m}-UTT"
-        folder.mkdir(parents=True, exist_ok=True)
-        for n in names:
-            np.save(folder / f"{n}.npy", rng.normal(size=dims[m]).astype(np.float32))
-        features[m] = folder.name
-    corpus = {k: np.array({n: {"emo": e, "val": 0.0} for n, e in v.items()}, dtype=object)
-              for k, v in splits.items()}
-    np.savez(root / "label-6way.npz", **corpus)
-    return features
+from tests.support.datasets import write_layout
+from tests.support.samples import SAMPLE_LABELS
 
 
 @pytest.fixture
@@ -46,6 +26,7 @@ def tiny_demo(tmp_path_factory):
 
 @pytest.fixture
 def samples_dir():
-    if not (SHARED_SAMPLES_DIR / "label-6way.npz").exists():
+    """The real MER2023 samples folder (labels, subtitles, clips), or skip the test."""
+    if not SAMPLE_LABELS.exists():
         pytest.skip(f"real MER2023 samples not found at {SHARED_SAMPLES_DIR}")
     return SHARED_SAMPLES_DIR

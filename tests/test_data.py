@@ -6,12 +6,18 @@ import os
 import numpy as np
 import pytest
 
-from mer_lib.config import MER_CLASSES
-from mer_lib.data import DataError, load_dataset, make_demo_dataset, read_label_file, read_subtitles
+from mer_lib.config import LABEL_FILE, MER_CLASSES, SUBTITLE_FILE
+from mer_lib.data import (
+    DataError,
+    load_dataset,
+    make_demo_dataset,
+    read_label_file,
+    read_subtitles,
+    scan_clips,
+)
 from mer_lib.data import packed as packed_mod
 from mer_lib.data.demo import FEATURES, MER_SEMI_TEST_COUNTS, MER_TRAIN_COUNTS
-
-from .conftest import write_layout
+from tests.support.datasets import write_layout
 
 
 def test_reads_labels_splits_and_unlabelled_pool(toy):
@@ -98,7 +104,7 @@ def test_unknown_label_suggests_the_close_class(tmp_path):
 
 def test_duplicate_names_across_splits(tmp_path):
     features = write_layout(tmp_path, {"train_corpus": {"a": "happy", "b": "sad"}})
-    np.savez(tmp_path / "label-6way.npz",
+    np.savez(tmp_path / LABEL_FILE,
              train_corpus=np.array({"a": {"emo": "happy"}, "b": {"emo": "sad"}}, dtype=object),
              test1_corpus=np.array({"a": {"emo": "sad"}}, dtype=object))
     with pytest.raises(DataError, match=r"sample 'a' is labelled in both 'train_corpus' and 'test1_corpus'.*Fix:"):
@@ -127,13 +133,13 @@ def test_unknown_feature_folder_lists_the_available_ones(toy):
 
 def test_label_file_of_the_wrong_shape(toy):
     root, features = toy
-    np.savez(root / "label-6way.npz", train_corpus=np.zeros((3, 2)))
+    np.savez(root / LABEL_FILE, train_corpus=np.zeros((3, 2)))
     with pytest.raises(DataError, match=r"label-6way\.npz: split 'train_corpus' holds an array of shape \(3, 2\)"):
         load_dataset(root, features, progress=False)
-    np.savez(root / "label-6way.npz", train_corpus=np.array({"s1": "happy"}, dtype=object))
+    np.savez(root / LABEL_FILE, train_corpus=np.array({"s1": "happy"}, dtype=object))
     with pytest.raises(DataError, match=r"sample 's1' in split 'train_corpus' has label 'happy'.*Fix:"):
         load_dataset(root, features, progress=False)
-    (root / "label-6way.npz").write_text("not a zip")
+    (root / LABEL_FILE).write_text("not a zip")
     with pytest.raises(DataError, match=r"label-6way\.npz: not a readable \.npz label file"):
         load_dataset(root, features, progress=False)
 
@@ -227,9 +233,9 @@ def test_demo_is_deterministic_and_kept(tmp_path):
     b = make_demo_dataset(tmp_path / "b", scale="tiny", seed=1)
     name = sorted(p.name for p in (a / "features/demo-audio-UTT").iterdir())[5]
     assert (a / "features/demo-audio-UTT" / name).read_bytes() == (b / "features/demo-audio-UTT" / name).read_bytes()
-    stamp = (a / "label-6way.npz").stat().st_mtime_ns
+    stamp = (a / LABEL_FILE).stat().st_mtime_ns
     make_demo_dataset(tmp_path / "a", scale="tiny", seed=1)  # exists: left alone
-    assert (a / "label-6way.npz").stat().st_mtime_ns == stamp
+    assert (a / LABEL_FILE).stat().st_mtime_ns == stamp
     assert not list(tmp_path.glob(".*partial"))
 
 
@@ -237,13 +243,13 @@ def test_demo_is_deterministic_and_kept(tmp_path):
 
 @pytest.mark.real_data
 def test_real_mer2023_label_file_and_subtitles(samples_dir):
-    corpus, valence = read_label_file(samples_dir / "label-6way.npz")
+    corpus, valence = read_label_file(samples_dir / LABEL_FILE)
     assert sum(len(v) for v in corpus.values()) == 5030
     train = list(corpus["train_corpus"].values())
     assert {c: train.count(c) for c in MER_CLASSES} == MER_TRAIN_COUNTS
     test3 = list(corpus["test3_corpus"].values())
     assert {c: test3.count(c) for c in MER_CLASSES} == MER_SEMI_TEST_COUNTS
-    subs = read_subtitles(samples_dir / "transcription-engchi-polish.csv")
+    subs = read_subtitles(samples_dir / SUBTITLE_FILE)
     assert len(subs) == 5030 and set(subs.index) == {n for v in corpus.values() for n in v}
     assert (subs["english"] == "").sum() == 217  # the README's count of empty subtitles
     assert valence  # the real file carries valence for the labelled clips
@@ -252,16 +258,55 @@ def test_real_mer2023_label_file_and_subtitles(samples_dir):
 @pytest.mark.real_data
 def test_real_labels_load_with_features_written_in_mer_layout(samples_dir, tmp_path):
     """The real label file and subtitles drive load_dataset unchanged (features are synthetic)."""
-    corpus, _ = read_label_file(samples_dir / "label-6way.npz")
+    corpus, _ = read_label_file(samples_dir / LABEL_FILE)
     names = [n for v in corpus.values() for n in v]
     for m, d in (("audio", 3), ("video", 2)):
         folder = tmp_path / "features" / f"{m}-UTT"
         folder.mkdir(parents=True)
         for n in names:
             np.save(folder / f"{n}.npy", np.ones(d, np.float32))
-    (tmp_path / "label-6way.npz").symlink_to(samples_dir / "label-6way.npz")
-    (tmp_path / "transcription-engchi-polish.csv").symlink_to(samples_dir / "transcription-engchi-polish.csv")
+    (tmp_path / LABEL_FILE).symlink_to(samples_dir / LABEL_FILE)
+    (tmp_path / SUBTITLE_FILE).symlink_to(samples_dir / SUBTITLE_FILE)
     ds = load_dataset(tmp_path, {"audio": "audio", "video": "video"}, progress=False)
     assert len(ds) == 5030 and ds.classes == MER_CLASSES
     assert ds.class_counts().loc["train_corpus", list(MER_CLASSES)].to_dict() == MER_TRAIN_COUNTS
     assert ds.subtitle("sample_00000167")[1]  # an English line from the real CSV
+
+
+# --- clip files of a folder ---------------------------------------------------------------------------
+
+def test_clip_scan_keeps_every_video_suffix_and_names_what_it_cannot_use(tmp_path):
+    for name in ("a.mp4", "b.M4V", "c.mkv", "d.avi", "d.mp4", "notes.txt", ".e.mp4", "._a.mp4"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "folder.mp4").mkdir()  # a directory named like a clip
+    (tmp_path / "gone.mp4").symlink_to(tmp_path / "deleted.mp4")  # a link whose target was deleted
+    (tmp_path / "linked.mov").symlink_to(tmp_path / "a.mp4")  # a working link is a clip
+    scan = scan_clips(tmp_path)
+    assert scan.clips == {"a": tmp_path / "a.mp4", "b": tmp_path / "b.M4V", "c": tmp_path / "c.mkv",
+                          "d": tmp_path / "d.mp4", "linked": tmp_path / "linked.mov"}
+    assert scan.duplicates == {"d": [tmp_path / "d.mp4", tmp_path / "d.avi"]}  # mp4 first, whatever the order
+    why = {path.name: reason for path, reason in scan.unusable}
+    assert set(why) == {"d.avi", "folder.mp4", "gone.mp4"}  # hidden files and other suffixes are not clips
+    assert "directory" in why["folder.mp4"] and "deleted.mp4, which does not exist" in why["gone.mp4"]
+    assert "d.mp4 is used" in why["d.avi"]
+    note = scan.note()
+    assert note.startswith(f"3 entries of {tmp_path} cannot be used as clips") and "folder.mp4" in note
+    assert scan_clips(tmp_path).note(limit=1).endswith("; and 2 more)")
+    with pytest.warns(UserWarning, match="gone.mp4: a symbolic link"):
+        scan.warn()
+
+
+def test_clip_scan_names_an_unreadable_file(tmp_path, monkeypatch):
+    (tmp_path / "locked.mp4").write_bytes(b"x")
+    (tmp_path / "locked.mp4").chmod(0)
+    if os.geteuid() == 0:  # root reads every file: answer as the kernel would for anyone else
+        monkeypatch.setattr(os, "access", lambda path, mode, **_: not str(path).endswith("locked.mp4"))
+    scan = scan_clips(tmp_path)
+    assert not scan.clips and scan.unusable == [(tmp_path / "locked.mp4", "not readable (check its permissions)")]
+
+
+def test_clip_scan_of_a_clean_folder_says_nothing(tmp_path, recwarn):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    scan = scan_clips(tmp_path)
+    scan.warn()
+    assert scan.clips == {"a": tmp_path / "a.mp4"} and scan.note() == "" and not recwarn.list

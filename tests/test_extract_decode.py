@@ -6,17 +6,12 @@ import pytest
 
 from mer_lib.extract.decode import AUDIO_SAMPLE_RATE, ClipError, read_audio, read_video_frames
 from mer_lib.extract.faces import FaceCropConfig, FaceCropper, crop_square, resize_short_side
-from tests.test_extract_support import (
-    SAMPLE_CLIPS,
-    grey_level,
-    require_samples,
-    write_broken_clips,
-    write_clip,
-)
+from tests.support.media import grey_level, write_broken_clips, write_mp4
+from tests.support.samples import SAMPLE_CLIPS, require_samples
 
 
 def test_frames_are_sampled_at_the_requested_rate(tmp_path):
-    clip = write_clip(tmp_path / "ramp.mp4", seconds=3.0, fps=10)  # frame i is grey level grey_level(i)
+    clip = write_mp4(tmp_path / "ramp.mp4", seconds=3.0, fps=10)  # frame i is grey level grey_level(i)
     video = read_video_frames(clip, fps=2.0)
     np.testing.assert_allclose(video.times, [0.0, 0.5, 1.0, 1.5, 2.0, 2.5], atol=1e-6)
     # the frames returned are the ones at those instants (indices 0, 5, 10, ...), not their neighbours
@@ -27,7 +22,7 @@ def test_frames_are_sampled_at_the_requested_rate(tmp_path):
 
 
 def test_every_frame_max_seconds_and_downscaling(tmp_path):
-    clip = write_clip(tmp_path / "ramp.mp4", seconds=3.0, fps=10, size=(160, 96))
+    clip = write_mp4(tmp_path / "ramp.mp4", seconds=3.0, fps=10, size=(160, 96))
     every = read_video_frames(clip, fps=None, max_seconds=1.0)
     assert len(every.frames) == 10  # 10 fps, first second only
     np.testing.assert_allclose([f.mean() for f in every.frames], [grey_level(i) for i in range(10)], atol=2.5)
@@ -37,7 +32,7 @@ def test_every_frame_max_seconds_and_downscaling(tmp_path):
 
 
 def test_audio_is_16k_mono_and_keeps_the_tone(tmp_path):
-    clip = write_clip(tmp_path / "tone.mp4", seconds=2.0, tone_hz=440.0, sample_rate=44_100)
+    clip = write_mp4(tmp_path / "tone.mp4", seconds=2.0, tone_hz=440.0, sample_rate=44_100)
     audio = read_audio(clip)
     assert audio.dtype == np.float32 and audio.ndim == 1
     assert abs(audio.size / AUDIO_SAMPLE_RATE - 2.0) < 0.1  # AAC adds a few ms of priming

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from mer_lib.config import AUDIO_SAMPLE_RATE
 from mer_lib.extract.encoders import (
     AudioEncoder,
     ImageEncoder,
@@ -18,7 +19,7 @@ from mer_lib.extract.encoders import (
     model_basename,
     read_sentence_transformers_recipe,
 )
-from tests.test_extract_support import SUBTITLE_TEXTS, tiny_models
+from tests.support.random_models import SUBTITLE_TEXTS, tiny_models
 
 CPU, F32 = torch.device("cpu"), torch.float32
 
@@ -50,7 +51,7 @@ def test_hubert_last_four_layers_summed_and_batch_equals_one_by_one():
     model = HubertModel.from_pretrained(tiny_models()["audio"]).eval()
     extractor = Wav2Vec2FeatureExtractor.from_pretrained(tiny_models()["audio"])
     for wave, (frames, utterance) in zip(waves, batched):
-        values = extractor(wave, sampling_rate=16_000, return_tensors="pt")["input_values"]
+        values = extractor(wave, sampling_rate=AUDIO_SAMPLE_RATE, return_tensors="pt")["input_values"]
         with torch.no_grad():
             hidden = model(values, output_hidden_states=True).hidden_states
         ref = (hidden[-4] + hidden[-3] + hidden[-2] + hidden[-1])[0].numpy()  # (T, D)

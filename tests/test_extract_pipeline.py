@@ -8,23 +8,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mer_lib.config import LABEL_FILE
 from mer_lib.data import load_dataset
 from mer_lib.extract import ExtractError, extract_features, pipeline
 from mer_lib.extract.__main__ import main
-from tests.test_extract_support import tiny_models, write_broken_clips, write_clip, write_labels
+from tests.support.datasets import write_labels
+from tests.support.media import write_broken_clips, write_mp4
+from tests.support.random_models import tiny_models
 
 GOOD = ("a_talk", "b_talk", "c_talk")
 
 
 @pytest.fixture
 def corpus(tmp_path):
-    """Three good clips, six broken ones, and a subtitle CSV for all of them."""
+    """Three good clips, six broken ones, two entries that are no clips, and a subtitle CSV."""
     clips = tmp_path / "clips"
     clips.mkdir()
-    write_clip(clips / "a_talk.mp4", seconds=2.0)
-    write_clip(clips / "b_talk.mp4", seconds=3.0, tone_hz=220.0)
-    write_clip(clips / "c_talk.mp4", seconds=1.5, size=(96, 64), sample_rate=48_000)
+    write_mp4(clips / "a_talk.mp4", seconds=2.0)
+    write_mp4(clips / "b_talk.mp4", seconds=3.0, tone_hz=220.0)
+    write_mp4(clips / "c_talk.mp4", seconds=1.5, size=(96, 64), sample_rate=48_000)
     broken = write_broken_clips(clips)
+    (clips / "moved.mp4").symlink_to(tmp_path / "elsewhere.mp4")  # dangling: named in the summary
+    (clips / "extras.mp4").mkdir()  # a directory named like a clip: likewise
     names = list(GOOD) + list(broken)
     chinese = {"a_talk": "我很高兴见到你", "b_talk": "你为什么不早点告诉我", "c_talk": ""}
     subtitles = pd.DataFrame({"name": names, "chinese": [chinese.get(n, "坏掉的片段") for n in names],
@@ -77,9 +82,11 @@ def test_run_writes_the_mer_layout_reports_broken_clips_and_a_second_run_does_no
     assert report["clips"]["a_talk"]["face_frames"] == "0000" and report["clips"]["b_talk"]["frames"] == 6
     assert report["clips"]["garbage"]["status"] == "failed" and report["recipe"]["fps"] == 2.0
     assert "face in 0/" in str(summary) and "failure(s)" in str(summary)
+    assert "not extracted: 2 entries of" in str(summary) and "moved.mp4: a symbolic link" in str(summary)
+    assert "extras.mp4: a directory" in str(summary)
 
     # the data layer reads it: labelled clips plus the unlabelled pool of clips with all three modalities
-    write_labels(out / "label-6way.npz", {"train_corpus": {"a_talk": "happy", "b_talk": "sad"},
+    write_labels(out / LABEL_FILE, {"train_corpus": {"a_talk": "happy", "b_talk": "sad"},
                                           "test_corpus": {"c_talk": "angry"}})
     data = load_dataset(out, features={"video": "clip-vit-tiny", "audio": "chinese-hubert-tiny",
                                        "text": "bloom-tiny"},
@@ -109,7 +116,7 @@ def test_resume_redoes_only_missing_files_and_batches_do_not_change_numbers(corp
     reference = {p.relative_to(feats): np.load(p) for p in feats.rglob("*.npy")}
     (feats / "clip-vit-tiny-UTT" / "b_talk.npy").unlink()  # as if the run had been killed there
     resumed = run(corpus, tiny_models(), names=names, text_model=None)
-    assert [(r.done, r.skipped) for r in resumed.results] == [(1, 2), (0, 3)]
+    assert {r.modality: (r.done, r.skipped) for r in resumed.results} == {"video": (1, 2), "audio": (0, 3)}
     np.testing.assert_allclose(np.load(feats / "clip-vit-tiny-UTT" / "b_talk.npy"),
                                reference[(feats / "clip-vit-tiny-UTT" / "b_talk.npy").relative_to(feats)],
                                atol=1e-6)
@@ -161,7 +168,7 @@ def test_settings_are_checked_before_any_work(corpus, tmp_path):
                          levels=("UTT", "FRAMES"))
     with pytest.raises(TypeError):
         extract_features(clips_dir=corpus["clips"], video_modle=tiny_models()["video"])  # a typo is an error
-    write_clip(corpus["clips"] / "a_talk.avi")
+    write_mp4(corpus["clips"] / "a_talk.avi")
     with pytest.raises(ExtractError, match="'a_talk' exists twice"):
         run(corpus, tiny_models())
 

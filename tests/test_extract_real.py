@@ -5,23 +5,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_lib.data import load_dataset, read_label_file
+from mer_lib.config import LABEL_FILE
+from mer_lib.data import load_dataset, read_label_file, scan_clips
 from mer_lib.extract import extract_features, pipeline
-from tests.test_extract_support import (
-    SAMPLE_CLIPS,
-    SAMPLE_SUBTITLES,
-    require_samples,
-    tiny_models,
-    write_labels,
-)
+from tests.support.datasets import write_labels
+from tests.support.random_models import tiny_models
+from tests.support.samples import SAMPLE_CLIPS, SAMPLE_LABELS, SAMPLE_SUBTITLES, require_samples
 
 pytestmark = pytest.mark.real_data
 UNSUBTITLED = {"samplenew_00004251", "samplenew_00051251", "samplenew_00061200"}  # unlabelled, no CSV row
 
 
 def labelled_sample_clips(samples_dir) -> dict[str, str]:
-    corpus, _ = read_label_file(samples_dir / "label-6way.npz")
-    clips = {p.stem for p in SAMPLE_CLIPS.glob("*.mp4")}
+    corpus, _ = read_label_file(SAMPLE_LABELS)
+    clips = set(scan_clips(SAMPLE_CLIPS).clips)
     return {n: e for items in corpus.values() for n, e in items.items() if n in clips}
 
 
@@ -42,7 +39,7 @@ def test_tiny_encoders_on_the_real_clips_load_with_the_data_layer(tmp_path, monk
 
     labels = labelled_sample_clips(samples)
     assert len(labels) == 13
-    write_labels(out / "label-6way.npz", {"train_corpus": labels})
+    write_labels(out / LABEL_FILE, {"train_corpus": labels})
     data = load_dataset(out, features={"video": "clip-vit-tiny", "audio": "chinese-hubert-tiny",
                                        "text": "bloom-tiny"}, use_cache=False, progress=False)
     assert sorted(data.names) == sorted(labels) and data.dims == {"video": 24, "audio": 32, "text": 32}
@@ -71,7 +68,7 @@ def test_minilm_text_features_of_the_real_subtitles(tmp_path):
     assert text.folders == ["all-MiniLM-L6-v2-UTT"] and text.done == 13 and set(text.failed) == UNSUBTITLED
 
     labels = labelled_sample_clips(samples)
-    write_labels(out / "label-6way.npz", {"train_corpus": labels})
+    write_labels(out / LABEL_FILE, {"train_corpus": labels})
     data = load_dataset(out, features={"text": "all-MiniLM-L6-v2"}, use_cache=False, progress=False)
     assert data.features["text"].shape == (13, 384)
     np.testing.assert_allclose(np.linalg.norm(data.features["text"], axis=1), 1.0, atol=1e-5)

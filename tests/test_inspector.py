@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.text import Text
 from PIL import Image
 
-from mer_lib.config import MER_CLASSES
+from mer_lib import figures
+from mer_lib.config import AUDIO_SAMPLE_RATE, MER_CLASSES
 from mer_lib.data import Dataset
 from mer_lib.inspector import (
     ClipTable,
@@ -27,8 +29,11 @@ from mer_lib.inspector import (
     step,
 )
 from mer_lib.inspector import media as media_module
+from mer_lib.inspector.render import export_view, view_figure
 from mer_lib.inspector.view import outcome_html, prior_html
 from mer_lib.priors import ActionUnit, AudioCues, Prior, generate_for_dataset, make_backend
+from tests.support.media import write_clips
+from tests.support.pdf import pdf_fonts
 
 CLASSES = tuple(MER_CLASSES)  # neutral, angry, happy, sad, worried, surprise
 
@@ -185,6 +190,15 @@ def test_view_says_what_is_missing(tmp_path):
     assert "n/a (no label)" in prior_html(unlabelled)
 
 
+def test_entries_of_the_clips_folder_that_are_no_clips_are_named_in_the_notes(tmp_path):
+    write_clips(tmp_path / "clips", ["c01"])
+    (tmp_path / "clips" / "c02.mp4").symlink_to(tmp_path / "moved-away.mp4")
+    data = load_inspector_data(dataset=toy_dataset(), clips_dir=tmp_path / "clips")
+    assert set(data.clip_files) == {"c01"} and data.table.has_video.sum() == 1
+    assert data.notes["video"].startswith("1 clips have a video file")
+    assert "c02.mp4: a symbolic link to" in data.notes["video"]
+
+
 def test_a_broken_predictions_file_names_the_file_and_the_fix(tmp_path):
     bad = tmp_path / "predictions.csv"
     pd.DataFrame({"name": ["c00"], "stage1_neutral": [1.0], "stage1_angry": [0.0]}).to_csv(bad, index=False)
@@ -260,6 +274,7 @@ def test_export_writes_the_current_view_as_pdf_and_png(toy, tmp_path):
     panel = Inspector(toy, figures_dir=tmp_path / "figures", start_at="c01")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no missing-glyph or clipping warnings (Chinese needs a CJK font)
+        warnings.filterwarnings("ignore", "no CJK font")  # where none is installed: said once, tested below
         panel.export_button.click()
     pdf, png = tmp_path / "figures" / "inspector_c01.pdf", tmp_path / "figures" / "inspector_c01.png"
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
@@ -269,8 +284,6 @@ def test_export_writes_the_current_view_as_pdf_and_png(toy, tmp_path):
 
 
 def test_exported_page_keeps_long_text_on_the_page_with_or_without_a_cjk_font(toy, monkeypatch):
-    from matplotlib.text import Text
-
     from mer_lib.figures import figure_style
     from mer_lib.inspector import render
 
@@ -293,7 +306,47 @@ def test_exported_page_keeps_long_text_on_the_page_with_or_without_a_cjk_font(to
         content = " ".join(" ".join(t.get_text() for t in texts).split())  # wrapped lines joined again
         assert "AU43 Eyes Closed" in content and content.count("A very long rationale") == 12
         assert ("ZH: 中文 c01" in content) == (font is not None)
-        assert ("no CJK font installed" in content) == (font is None)
+        assert ("no CJK font to draw Chinese" in content) == (font is None)
+
+
+CHINESE = "今天天气真好，我们去公园散步吧"
+
+
+def test_a_chinese_subtitle_is_drawn_with_an_embedded_cjk_font(tmp_path):
+    font = figures.cjk_font()
+    if font is None:
+        pytest.skip(f"no CJK font installed for matplotlib: {figures.CJK_FONT_FIX}")
+    dataset = toy_dataset()
+    dataset.subtitles.loc["c01", "chinese"] = CHINESE
+    data = load_inspector_data(dataset=dataset, priors={"c01": make_prior("c01", "happy", [6, 12])})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pdf, _ = export_view(clip_view(data, 1), None, tmp_path)
+    assert not [str(w.message) for w in caught if "missing from font" in str(w.message)]  # no boxes
+    embedded = {f["name"].split("+")[-1].lower(): f["emb"] for f in pdf_fonts(pdf)}  # "ABCDEF+Name" subsets
+    cjk = [name for name in embedded if font.replace(" ", "").lower() in name]
+    assert cjk and all(embedded[name] == "yes" for name in cjk), embedded
+
+
+def test_without_a_cjk_font_the_page_says_how_to_get_one_and_warns_once(monkeypatch):
+    monkeypatch.setattr(figures, "CJK_FONTS", ("No Such CJK Font",))
+    monkeypatch.setattr(figures, "CJK_FONT_FILES", ())
+    figures.cjk_font.cache_clear()
+    try:
+        dataset = toy_dataset()
+        dataset.subtitles.loc["c01", "chinese"] = CHINESE
+        data = load_inspector_data(dataset=dataset, priors={"c01": make_prior("c01", "happy", [6, 12])})
+        with pytest.warns(UserWarning, match="no CJK font for matplotlib.*apt-get install fonts-noto-cjk"):
+            fig = view_figure(clip_view(data, 1), None)
+        with figures.figure_style(), warnings.catch_warnings():
+            warnings.simplefilter("error")  # said once per process, and no missing-glyph warning either
+            assert view_figure(clip_view(data, 1), None) is not None
+            fig.draw_without_rendering()
+        content = " ".join(" ".join(t.get_text() for t in fig.findobj(Text)).split())
+        assert CHINESE[:4] not in content and "ZH: (left out: this machine has no CJK font" in content
+        assert "apt-get install fonts-noto-cjk" in content
+    finally:
+        figures.cjk_font.cache_clear()
 
 
 def test_an_unexpected_error_in_a_callback_lands_in_the_panel(toy, tmp_path, monkeypatch):
@@ -360,7 +413,7 @@ def test_real_clips_with_offline_priors(samples_dir, tmp_path):
     view, media = panel.view, panel.media
     assert view.clip_path == clips / f"{view.name}.mp4"
     assert len(media.frames) == 6 and media.frames[0].dtype == np.uint8 and max(media.frames[0].shape[:2]) <= 320
-    assert 1.0 < len(media.audio) / 16000 < 15.0 and abs(media.duration - len(media.audio) / 16000) < 0.3
+    assert 1.0 < len(media.audio) / AUDIO_SAMPLE_RATE < 15.0 and abs(media.duration - len(media.audio) / AUDIO_SAMPLE_RATE) < 0.3
     assert "measured: mean F0" in panel.prior_panel.value  # the offline back-end's eGeMAPS numbers
     chinese, english = dataset.subtitle(view.name)
     assert english[:20] in panel.subtitles.value.replace("&#x27;", "'") and chinese[:4] in panel.subtitles.value
@@ -370,8 +423,6 @@ def test_real_clips_with_offline_priors(samples_dir, tmp_path):
 
 
 def test_media_decodes_once_per_clip_and_reports_a_missing_track(tmp_path, monkeypatch):
-    from .test_priors_fakeserver import write_clips
-
     write_clips(tmp_path, ["talk"], seconds=1.0)
     write_clips(tmp_path, ["mute"], audio=False, seconds=1.0)
     calls = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 
 import pytest
 import torch
@@ -100,7 +101,8 @@ CASES = {
 @pytest.mark.parametrize("M,D", [(3, 8), (2, 2), (1, 4)])
 def test_values_and_gradients_match_the_loop_reference(case, M, D):
     labels = torch.tensor(CASES[case])
-    g = torch.Generator().manual_seed(hash((case, M, D)) % 2**31)
+    # crc32, not hash(): str hashes are salted per process, and a failure must replay with its inputs
+    g = torch.Generator().manual_seed(zlib.crc32(f"{case}-{M}-{D}".encode()))
     z = torch.randn(len(labels), M, D, generator=g, dtype=torch.float64, requires_grad=True)
     kwargs = dict(tau=0.1, lambda_inter=0.3, lambda_intra=0.7)
     ours, ref = bdcl_loss(z, labels, **kwargs), reference_bdcl(z, labels, **kwargs)

@@ -17,8 +17,7 @@ import yaml
 from mer_lib import notebook
 from mer_lib.config import NOTEBOOKS_DIR, PROJ_ROOT
 from mer_lib.reproduce import SEQUENCE
-
-from .conftest import write_layout
+from tests.support.datasets import write_layout
 
 SHARED = ("profile", "data_root", "label_file", "audio_feature", "video_feature", "text_feature", "train_split",
           "test_split", "prior_file", "device", "run_dir", "seed", "seeds")

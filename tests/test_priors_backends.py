@@ -7,10 +7,13 @@ import base64
 import json
 
 import pytest
-from .test_priors_fakeserver import FakeLLMServer, small_dataset, write_clips
 
+from mer_lib.config import AUDIO_SAMPLE_RATE
 from mer_lib.priors import RetryPolicy, generate_for_dataset, load_priors, make_backend, read_records
 from mer_lib.priors.keys import MissingAPIKey
+from tests.support.datasets import small_dataset
+from tests.support.fakeserver import FakeLLMServer
+from tests.support.media import write_clips
 
 FAST = RetryPolicy(max_attempts=6, max_malformed_retries=2, base_delay_s=0.001, max_delay_s=0.01)
 KEY = "sk-PLANTED-fake-key-0123456789abcdef"
@@ -182,7 +185,7 @@ def test_openai_request_sends_video_data_url_and_separate_audio_track(server, cl
     assert url.startswith("data:video/mp4;base64,")
     assert base64.b64decode(url.split(",", 1)[1]) == (clips / "sample_a.mp4").read_bytes()
     wav = base64.b64decode(content[1]["input_audio"]["data"])
-    assert wav[:4] == b"RIFF" and int.from_bytes(wav[24:28], "little") == 16000  # 16 kHz WAV
+    assert wav[:4] == b"RIFF" and int.from_bytes(wav[24:28], "little") == AUDIO_SAMPLE_RATE  # 16 kHz WAV
     assert body["response_format"]["type"] == "json_schema"
     schema = body["response_format"]["json_schema"]["schema"]
     assert schema["additionalProperties"] is False and schema["properties"]["emotion"]["enum"] == list(ds.classes)
@@ -197,6 +200,14 @@ def test_clips_without_media_are_recorded_failures_without_a_call(server, tmp_pa
     records = list(read_records(tmp_path / "priors.jsonl"))
     assert all(r["status"] == "failed" and "clips_dir" in r["error"] for r in records)
     assert server.counts["generate"] == 0
+    # a clip whose file is a dangling link: its failure says so, and so does the summary
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "sample_a.mp4").symlink_to(tmp_path / "moved-away.mp4")
+    summary = run(ds, gemini(server), tmp_path, clips=tmp_path / "clips")
+    assert "sample_a.mp4: a symbolic link" in summary["unusable_clips"]
+    latest = {r["name"]: r for r in read_records(tmp_path / "priors.jsonl")}
+    assert "sample_a.mp4 is a symbolic link to" in latest["sample_a"]["error"]
+    assert "symbolic link" not in latest["sample_b"]["error"] and server.counts["generate"] == 0
 
 
 def test_keys_come_from_the_environment_only(monkeypatch, server):

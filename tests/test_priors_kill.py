@@ -11,15 +11,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .test_priors_fakeserver import FakeLLMServer, small_dataset, write_clips
-
 from mer_lib.priors import RetryPolicy, generate_for_dataset, load_priors, make_backend, read_records
+from tests.support.datasets import small_dataset
+from tests.support.fakeserver import FakeLLMServer
+from tests.support.media import write_clips
 
 N_CLIPS, CONCURRENCY = 40, 4
 CHILD = r"""
 import json, sys
-sys.path[:0] = [{tests!r}, {root!r}]
-from test_priors_fakeserver import small_dataset
+sys.path.insert(0, {root!r})
+from tests.support.datasets import small_dataset
 from mer_lib.priors import RetryPolicy, generate_for_dataset, make_backend
 spec = json.loads(open({spec!r}).read())
 ds = small_dataset(spec["names"], spec["labels"])
@@ -49,8 +50,7 @@ def test_sigkill_mid_run_then_restart_loses_nothing_and_counts_nothing_twice(tmp
         spec = {"names": names, "labels": labels, "base_url": server.base + "/v1",
                 "prior_file": str(prior_file), "clips": str(clips)}
         (tmp_path / "spec.json").write_text(json.dumps(spec))
-        tests_dir = str(Path(__file__).resolve().parent)
-        code = CHILD.format(tests=tests_dir, root=str(Path(tests_dir).parent), spec=str(tmp_path / "spec.json"),
+        code = CHILD.format(root=str(Path(__file__).resolve().parents[1]), spec=str(tmp_path / "spec.json"),
                             concurrency=CONCURRENCY)
         child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  env={**os.environ, "MER_LIB_PROGRESS": "off"})

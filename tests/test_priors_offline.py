@@ -6,13 +6,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from .test_priors_fakeserver import small_dataset, write_clips
 
-from mer_lib.config import MER_CLASSES, SHARED_SAMPLES_DIR
-from mer_lib.data import read_label_file, read_subtitles
+from mer_lib.config import AUDIO_SAMPLE_RATE, MER_CLASSES
+from mer_lib.data import read_label_file, read_subtitles, scan_clips
 from mer_lib.priors import generate_for_dataset, load_priors, make_backend, prior_texts, read_records
 from mer_lib.priors.backends.offline import arousal, band
 from mer_lib.priors.media import decode_audio
+from tests.support.datasets import small_dataset
+from tests.support.media import write_clips
+from tests.support.samples import SAMPLE_CLIPS, SAMPLE_LABELS, SAMPLE_SUBTITLES, require_samples
 
 
 def openface_csv(path, present: dict[int, float], frames: int = 20):
@@ -64,13 +66,12 @@ def test_offline_priors_from_audio_and_openface(tmp_path):
 
 @pytest.mark.real_data
 def test_offline_backend_on_the_real_mer2023_clips(tmp_path):
-    clips = SHARED_SAMPLES_DIR / "clips"
-    if not clips.is_dir():
-        pytest.skip(f"real MER2023 samples not found at {SHARED_SAMPLES_DIR}")
-    names = sorted(p.stem for p in clips.glob("*.mp4"))
-    corpus, _ = read_label_file(SHARED_SAMPLES_DIR / "label-6way.npz")
+    require_samples()
+    clips = SAMPLE_CLIPS
+    names = list(scan_clips(clips).clips)
+    corpus, _ = read_label_file(SAMPLE_LABELS)
     truth = {n: e for split in corpus.values() for n, e in split.items()}
-    subtitles = read_subtitles(SHARED_SAMPLES_DIR / "transcription-engchi-polish.csv")
+    subtitles = read_subtitles(SAMPLE_SUBTITLES)
     english = [subtitles.loc[n, "english"] if n in subtitles.index else "" for n in names]
     ds = small_dataset(names, [truth.get(n, -1) for n in names], subtitles=english)
     summary = generate_for_dataset(ds, make_backend("offline"), tmp_path / "p.jsonl", clips_dir=clips,
@@ -80,7 +81,7 @@ def test_offline_backend_on_the_real_mer2023_clips(tmp_path):
     assert len(priors) == 16
     for name, prior in priors.items():
         audio = prior.audio
-        duration = len(decode_audio(clips / f"{name}.mp4")) / 16000
+        duration = len(decode_audio(clips / f"{name}.mp4")) / AUDIO_SAMPLE_RATE
         assert 1.0 < duration < 15.0  # the README's 1.7-13.6 s, decoded at 16 kHz
         assert 10 < audio.f0_mean_semitones < 60 and 0 < audio.loudness_mean < 5  # human speech ranges
         assert audio.pitch_level in ("low", "medium", "high") and audio.loudness in ("soft", "moderate", "loud")

@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from .test_priors_fakeserver import small_dataset, valid_answer
 
 from mer_lib.config import MER_CLASSES
 from mer_lib.priors import POLICIES, reliability_table, reliable_mask, zero_shot_scores
 from mer_lib.priors.schema import build_prior
+from tests.support.datasets import small_dataset
+from tests.support.fakeserver import valid_answer
 
 HAPPY_AUS = [{"au": 6, "intensity": 2.0, "evidence": "x"}, {"au": 12, "intensity": 2.0, "evidence": "x"}]
 SAD_AUS = [{"au": 1, "intensity": 2.0, "evidence": "x"}, {"au": 15, "intensity": 2.0, "evidence": "x"}]

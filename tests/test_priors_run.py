@@ -4,12 +4,13 @@ from __future__ import annotations
 import random
 
 import pytest
-from .test_priors_fakeserver import small_dataset, valid_answer
 
 from mer_lib.priors import RetryPolicy, generate_for_dataset
 from mer_lib.priors import run as run_module
 from mer_lib.priors.backends.base import Backend, BackendAnswer, PermanentError, TransientError
 from mer_lib.priors.run import RateLimiter
+from tests.support.datasets import small_dataset
+from tests.support.fakeserver import valid_answer
 
 
 class FakeClock:

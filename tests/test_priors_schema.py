@@ -5,7 +5,6 @@ import json
 import math
 
 import pytest
-from .test_priors_fakeserver import valid_answer
 
 from mer_lib.config import MER_CLASSES
 from mer_lib.priors import (
@@ -22,6 +21,7 @@ from mer_lib.priors import (
 )
 from mer_lib.priors.prompt import instructions_part
 from mer_lib.priors.schema import build_prior, parse_answer_text
+from tests.support.fakeserver import valid_answer
 
 PROVENANCE = dict(model="m", backend="gemini", prompt_version="v")
 

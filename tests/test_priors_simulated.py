@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from .test_priors_fakeserver import small_dataset
 
 from mer_lib.config import MER_CLASSES
 from mer_lib.data import load_dataset, make_demo_dataset
@@ -27,6 +26,7 @@ from mer_lib.priors import (
 from mer_lib.priors.backends.base import ClipRequest
 from mer_lib.priors.backends.simulated import INCIDENTAL_AUS, PAPER_GEMINI_FLASH_CLASS_ACCURACY
 from mer_lib.priors.schema import build_prior
+from tests.support.datasets import small_dataset
 
 
 @pytest.fixture(scope="module")

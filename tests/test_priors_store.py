@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from .test_priors_fakeserver import valid_answer
 
 from mer_lib.config import MER_CLASSES
 from mer_lib.priors import PriorStoreError, latest_status, load_priors, read_records
 from mer_lib.priors.schema import build_prior
 from mer_lib.priors.store import PriorStore, cache_key
+from tests.support.fakeserver import valid_answer
 
 
 def record(name, status="ok", emotion="happy", key=None):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import MER_CLASSES
+from ..config import LABEL_FILE, MER_CLASSES, SUBTITLE_FILE
 from .errors import DataError, listing
 from .packed import load_packed
 
@@ -111,8 +111,8 @@ class Dataset:
 
 
 def load_dataset(data_root: str | os.PathLike, features: Mapping[str, str],
-                 label_file: str = "label-6way.npz",
-                 subtitle_file: str | None = "transcription-engchi-polish.csv",
+                 label_file: str = LABEL_FILE,
+                 subtitle_file: str | None = SUBTITLE_FILE,
                  classes: list[str] | None = None, use_cache: bool = True,
                  progress: bool = True, **label_sources) -> Dataset:
     """Load features, labels and subtitles of a dataset in the MER layout.
@@ -151,8 +151,8 @@ def load_dataset(data_root: str | os.PathLike, features: Mapping[str, str],
     return replace(ds, features=feats, feature_names={m: p.folder.name for m, p in packed.items()})
 
 
-def dataset_index(data_root: str | os.PathLike, *, label_file: str = "label-6way.npz", pool_names=(),
-                  subtitle_file: str | None = "transcription-engchi-polish.csv",
+def dataset_index(data_root: str | os.PathLike, *, label_file: str = LABEL_FILE, pool_names=(),
+                  subtitle_file: str | None = SUBTITLE_FILE,
                   classes: list[str] | None = None, unlabelled_splits: Sequence[str] = (),
                   test_label_file: str | os.PathLike | None = None, test_split: str = "test",
                   extra_label_file: str | os.PathLike | None = None) -> Dataset:

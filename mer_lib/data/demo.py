@@ -27,14 +27,12 @@ import numpy as np
 import pandas as pd
 
 from .. import io
-from ..config import DATA_DIR, MER_CLASSES
+from ..config import DATA_DIR, LABEL_FILE, MER_CLASSES, SUBTITLE_FILE
 
 # MER2023 label counts (see ../shared/data/mer2023-samples/README.md), in MER class order.
 MER_TRAIN_COUNTS = dict(neutral=871, angry=822, happy=689, sad=383, worried=462, surprise=146)
 MER_SEMI_TEST_COUNTS = dict(neutral=166, angry=183, happy=169, sad=257, worried=45, surprise=14)
 FEATURES = {"audio": "demo-audio-UTT", "video": "demo-video-UTT", "text": "demo-text-UTT"}
-LABEL_FILE = "label-6way.npz"
-SUBTITLE_FILE = "transcription-engchi-polish.csv"
 TRAIN_SPLIT, TEST_SPLIT = "train_corpus", "test_corpus"
 
 

@@ -11,7 +11,7 @@ import importlib
 # frame and audio reader) does not pull in torch and transformers.
 _EXPORTS = {"ClipError": "decode", "ModelLoadError": "encoders", "ExtractConfig": "pipeline",
             "ExtractError": "pipeline", "ExtractSummary": "pipeline", "ModalityResult": "pipeline",
-            "extract_features": "pipeline", "list_clips": "pipeline"}
+            "extract_features": "pipeline"}
 __all__ = sorted(_EXPORTS)
 
 

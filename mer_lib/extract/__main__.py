@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..config import MODALITIES
 from ..data import DataError
 from .encoders import ModelLoadError
 from .pipeline import ExtractConfig, ExtractError, extract_features
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio-model",
                    help="speech model folder or hub id, e.g. TencentGameMate/chinese-hubert-large")
     p.add_argument("--text-model", help="language model or sentence encoder, e.g. bigscience/bloom-7b1")
-    for m in ("video", "audio", "text"):
+    for m in MODALITIES:
         p.add_argument(f"--{m}-folder", help=f"{m} feature folder name (default: the model's basename)")
     p.add_argument("--levels", nargs="+", default=list(d.levels), choices=["UTT", "FRA"],
                    help="UTT (utterance vectors), FRA (frame-level [T, D]) or both (default: UTT)")

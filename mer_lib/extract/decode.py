@@ -16,7 +16,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-AUDIO_SAMPLE_RATE = 16_000  # Hz; chinese-hubert-large and every wav2vec2-family model expect it
+from ..config import AUDIO_SAMPLE_RATE  # 16 kHz: what chinese-hubert-large and its kin expect
+
 MIN_AUDIO_SAMPLES = 400  # 25 ms: shorter than one receptive field of the wav2vec2/HuBERT conv stack
 
 

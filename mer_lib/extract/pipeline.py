@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from .. import io
-from ..config import DATA_DIR
-from ..data import read_subtitles
+from ..config import DATA_DIR, MODALITIES, VIDEO_SUFFIXES
+from ..data import ClipScan, read_subtitles, scan_clips
 from ..progress import progress
 from .decode import ClipError, read_audio, read_video_frames
 from .encoders import (
@@ -42,9 +42,7 @@ from .encoders import (
 )
 from .faces import FACE_DETECTORS, FaceCropConfig, FaceCropper
 
-CLIP_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts")
 LEVELS = ("UTT", "FRA")  # MERTools' suffixes: utterance vectors, frame-level arrays
-MODALITIES = ("video", "audio", "text")
 REPORTS_DIR = "extract-reports"
 REPORT_SAVE_INTERVAL = 60.0  # seconds between report checkpoints during a long run
 
@@ -147,6 +145,7 @@ class ExtractSummary:
     results: list[ModalityResult]
     report_files: list[Path]  # extract-reports/<folder>.json of each modality
     num_workers: int  # decode threads used
+    clips_note: str = ""  # entries of clips_dir that look like clips but cannot be read (ClipScan.note)
 
     @property
     def failures(self) -> dict[tuple[str, str], str]:
@@ -167,6 +166,8 @@ class ExtractSummary:
         if self.failures:
             lines.append(f"{len(self.failures)} failure(s) (no file written; a re-run tries them again):")
             lines += [f"  {m} {n}: {e}" for (m, n), e in self.failures.items()]
+        if self.clips_note:
+            lines.append(f"not extracted: {self.clips_note}")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -191,7 +192,8 @@ def extract_features(config: ExtractConfig | None = None, /, **settings: Any) ->
     if cfg.num_workers is None:
         cfg = replace(cfg, num_workers=min(8, os.cpu_count() or 1))
     out_root = Path(cfg.out_root).expanduser()
-    clip_paths = list_clips(Path(cfg.clips_dir)) if cfg.clips_dir is not None else {}
+    scan = clips_to_extract(Path(cfg.clips_dir)) if cfg.clips_dir is not None else None
+    clip_paths = scan.clips if scan else {}
     subtitles = read_subtitles(Path(cfg.subtitle_file)) if cfg.text_model else None
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(device, cfg.half)
@@ -217,23 +219,23 @@ def extract_features(config: ExtractConfig | None = None, /, **settings: Any) ->
     for plan in plans:
         task = tasks[plan.modality](cfg, clip_paths, subtitles, device, dtype)
         results.append(_run(plan, task, cfg))
-    return ExtractSummary(out_root, results, [p.report_path for p in plans], cfg.num_workers)
+    return ExtractSummary(out_root, results, [p.report_path for p in plans], cfg.num_workers,
+                          scan.note() if scan else "")
 
 
-def list_clips(clips_dir: Path) -> dict[str, Path]:
-    """``{name: path}`` of the video files in ``clips_dir`` (not recursive)."""
-    clips: dict[str, Path] = {}
-    for path in sorted(clips_dir.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in CLIP_EXTENSIONS or not path.is_file():
-            continue
-        if path.stem in clips:
-            raise ExtractError(f"{clips_dir}: clip '{path.stem}' exists twice ({clips[path.stem].name} and "
-                               f"{path.name}). Fix: keep one file per clip name.")
-        clips[path.stem] = path
-    if not clips:
-        raise ExtractError(f"{clips_dir}: no video files ({', '.join(CLIP_EXTENSIONS)}). Fix: pass the "
-                           "folder that holds the clips.")
-    return clips
+def clips_to_extract(clips_dir: Path) -> ClipScan:
+    """The clips of ``clips_dir`` (:func:`mer_lib.data.scan_clips`), refusing a name with two files:
+    features of the wrong one would pass unnoticed into every table."""
+    scan = scan_clips(clips_dir)
+    if scan.duplicates:
+        twice = "; ".join(f"'{name}' exists twice ({', '.join(p.name for p in paths)})"
+                          for name, paths in scan.duplicates.items())
+        raise ExtractError(f"{clips_dir}: clip {twice}. Fix: keep one file per clip name.")
+    if not scan.clips:
+        raise ExtractError(f"{clips_dir}: no video files ({', '.join(VIDEO_SUFFIXES)})"
+                           + (f"; {scan.note()}" if scan.unusable else "") + ". Fix: pass the folder that "
+                           "holds the clips.")
+    return scan
 
 
 # --- one modality: plan (folders, what is done), task (decode + encode), run loop ------------------

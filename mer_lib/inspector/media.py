@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import AUDIO_SAMPLE_RATE  # what read_audio returns
+
 STRIP_FRAMES = 6  # frames in the strip, spread evenly over the clip
 STRIP_SAMPLING_FPS = 4.0  # frames decoded per second to choose the strip from
 FRAME_MAX_SIDE = 320  # pixels: frames are scaled down while decoding (1080p clips stay small)
@@ -31,9 +33,6 @@ def read_audio(path: Path, max_seconds: float) -> np.ndarray:
     """(S,) float32 mono samples at 16 kHz; raises ``ClipError``."""
     from ..extract.decode import read_audio as decode_audio
     return decode_audio(path, max_seconds=max_seconds)
-
-
-AUDIO_SAMPLE_RATE = 16_000  # what read_audio returns
 
 
 @dataclass

@@ -6,41 +6,28 @@ depends on its arguments only, never on widget state. :func:`export_view` saves 
 ``inspector_<clip>.pdf`` and ``.png`` with :func:`mer_lib.figures.save_figure`.
 
 Chinese subtitles need a CJK font, which matplotlib's DejaVu Sans lacks; one found on the system
-(Noto Sans CJK, WenQuanYi, ...) is used as a fallback, and without one the page says the Chinese
-line is left out rather than printing empty boxes. (Matplotlib lists fonts once, in its cache: a
-font installed later is found after deleting ``<matplotlib.get_cachedir()>/fontlist-*.json``.)
+(Noto Sans CJK, WenQuanYi, ...; :func:`mer_lib.figures.cjk_font`) draws them, and without one the
+page says the Chinese line was left out and how to install a font, rather than printing empty boxes.
 """
 from __future__ import annotations
 
 import io
 import os
 import textwrap
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from matplotlib import font_manager
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
 
-from ..figures import class_colors, figure_style, figure_width, save_figure
+from ..figures import CJK_FONT_FIX, cjk_font, class_colors, figure_style, figure_width, save_figure
 from .media import ClipMedia, waveform_envelope
 from .view import MODALITY_COLORS, ClipView
 
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
-             "WenQuanYi Micro Hei", "Noto Sans CJK JP", "SimHei", "Microsoft YaHei", "PingFang SC",
-             "Droid Sans Fallback", "AR PL UMing CN")
 TEXT_PT = 6.5  # font size of the page's text block
 LINE_PT = 8.6  # its line pitch
 STRIP_HEIGHT_IN = 0.75  # frame strip height on the page
 WAVE_HEIGHT_IN = 0.8  # waveform band height on the page (with its time axis)
-
-
-@lru_cache(maxsize=1)
-def cjk_font() -> str | None:
-    """The first CJK-capable font matplotlib knows, or None."""
-    known = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in known), None)
 
 
 def frame_strip(frames: list[np.ndarray]) -> np.ndarray:
@@ -136,7 +123,8 @@ def _text_lines(view: ClipView, chars: int) -> list[tuple[str, dict]]:
         if cjk_font() is not None:
             add(f"ZH: {view.subtitle_chinese}", "     ", family=["DejaVu Sans", cjk_font()])
         else:
-            add("ZH: (left out: no CJK font installed for matplotlib; the panel shows it)", color="0.45")
+            add(f"ZH: (left out: this machine has no CJK font to draw Chinese with; the panel shows it. Fix: "
+                f"{CJK_FONT_FIX}.)", "     ", color="0.45")
     prior = view.prior
     if prior is None:
         heading("Reasoning prior")

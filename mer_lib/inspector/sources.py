@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import Dataset, dataset_index, feature_file_names
+from ..config import LABEL_FILE, SUBTITLE_FILE, VIDEO_SUFFIXES
+from ..data import ClipScan, Dataset, dataset_index, feature_file_names, scan_clips
 from ..priors import (
     DEFAULT_MIN_AU_CONSISTENCY,
     DEFAULT_POLICY,
@@ -28,10 +29,7 @@ from ..priors import (
     load_priors,
     reliability_table,
 )
-from ..priors.media import VIDEO_SUFFIXES
 from .table import ClipTable, InspectorError, aligned_probabilities, read_predictions
-
-SUBTITLE_FILE = "transcription-engchi-polish.csv"
 
 
 @dataclass
@@ -49,20 +47,7 @@ class InspectorData:
     min_au_consistency: float = DEFAULT_MIN_AU_CONSISTENCY  # its AU-consistency threshold
 
 
-def scan_clips(clips_dir: str | os.PathLike | None) -> dict[str, Path]:
-    """name -> video file in ``clips_dir`` (one directory listing, not one stat per clip)."""
-    if clips_dir is None:
-        return {}
-    found: dict[str, Path] = {}
-    with os.scandir(clips_dir) as entries:
-        for entry in entries:
-            stem, suffix = os.path.splitext(entry.name)
-            if suffix.lower() in VIDEO_SUFFIXES and entry.is_file():
-                found.setdefault(stem, Path(entry.path))
-    return found
-
-
-def index_dataset(data_root: str | os.PathLike, label_file: str = "label-6way.npz",
+def index_dataset(data_root: str | os.PathLike, label_file: str = LABEL_FILE,
                   features: Mapping[str, str] | None = None, subtitle_file: str | None = SUBTITLE_FILE,
                   extra_names: Sequence[str] = (), classes: Sequence[str] | None = None) -> tuple[Dataset, str]:
     """A :class:`~mer_lib.data.Dataset` without features, and a sentence on where its pool came from.
@@ -81,7 +66,7 @@ def index_dataset(data_root: str | os.PathLike, label_file: str = "label-6way.np
     return replace(dataset, feature_names=dict(features or {})), note
 
 
-def clips_dataset(data_root: str | os.PathLike, clips_dir: str | os.PathLike, label_file: str = "label-6way.npz",
+def clips_dataset(data_root: str | os.PathLike, clips_dir: str | os.PathLike, label_file: str = LABEL_FILE,
                   subtitle_file: str | None = SUBTITLE_FILE) -> Dataset:
     """The clips of ``clips_dir`` as a feature-less :class:`~mer_lib.data.Dataset` with their labels
     and subtitles from ``data_root`` (clips missing from the label file are unlabelled).
@@ -93,7 +78,9 @@ def clips_dataset(data_root: str | os.PathLike, clips_dir: str | os.PathLike, la
         generate_for_dataset(ds, make_backend("offline"), "priors-offline.jsonl",
                              splits=ds.split_names, clips_dir=SHARED_SAMPLES_DIR / "clips")
     """
-    clips = scan_clips(clips_dir)
+    scan = scan_clips(clips_dir)
+    scan.warn()
+    clips = scan.clips
     if not clips:
         raise InspectorError(f"{clips_dir}: no video files ({', '.join(VIDEO_SUFFIXES)}) here. Fix: pass the "
                              "folder that holds the <name>.mp4 clips.")
@@ -101,7 +88,7 @@ def clips_dataset(data_root: str | os.PathLike, clips_dir: str | os.PathLike, la
     return dataset.subset(np.flatnonzero(np.isin(dataset.names, list(clips))))
 
 
-def load_inspector_data(data_root: str | os.PathLike | None = None, *, label_file: str = "label-6way.npz",
+def load_inspector_data(data_root: str | os.PathLike | None = None, *, label_file: str = LABEL_FILE,
                         features: Mapping[str, str] | None = None, prior_file: str | os.PathLike | None = None,
                         predictions_file: str | os.PathLike | None = None,
                         clips_dir: str | os.PathLike | None = None, dataset: Dataset | None = None,
@@ -120,7 +107,8 @@ def load_inspector_data(data_root: str | os.PathLike | None = None, *, label_fil
     if clips_dir is not None and not clips_dir.is_dir():
         raise InspectorError(f"{clips_dir}: clips folder not found. Fix: pass clips_dir= the folder that "
                              "holds <name>.mp4, or leave it empty to inspect without video.")
-    clip_files = scan_clips(clips_dir)
+    scan = scan_clips(clips_dir) if clips_dir is not None else ClipScan(Path(), {})
+    clip_files = scan.clips
     all_priors, failures, prior_note = _read_priors(prior_file, priors)
     notes: dict[str, str] = {}
     if dataset is None:
@@ -149,7 +137,8 @@ def load_inspector_data(data_root: str | os.PathLike | None = None, *, label_fil
     stage1, stage2, notes["predictions"] = _read_predictions(predictions_file, dataset)
     has_video = np.fromiter((n in clip_files for n in names), dtype=bool, count=len(names))
     notes["video"] = (f"{int(has_video.sum())} clips have a video file in {clips_dir}" if clips_dir else
-                      "no clips_dir given: no video is shown (the demo data has none)")
+                      "no clips_dir given: no video is shown (the demo data has none)") \
+        + (f"; {scan.note()}" if scan.unusable else "")
     table = ClipTable(names=np.asarray(names, dtype=str), classes=tuple(dataset.classes),
                       splits=np.asarray(dataset.splits, dtype=str), labels=np.asarray(dataset.labels),
                       prior_labels=prior_labels, reliable=reliable, has_video=has_video,

@@ -1,5 +1,5 @@
-"""Clip files: find a sample's clip, decode its audio track with PyAV (no system ffmpeg needed),
-and package media for model APIs."""
+"""Clip files: decode a clip's audio track with PyAV (no system ffmpeg needed) and package media
+for model APIs. (Which file is a sample's clip: :func:`mer_lib.data.scan_clips`.)"""
 from __future__ import annotations
 
 import hashlib
@@ -10,24 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv")
+from ..config import AUDIO_SAMPLE_RATE
+
+# one per suffix of mer_lib.config.VIDEO_SUFFIXES
 MIME_TYPES = {".mp4": "video/mp4", ".avi": "video/x-msvideo", ".mkv": "video/x-matroska",
-              ".mov": "video/quicktime", ".webm": "video/webm", ".flv": "video/x-flv"}
+              ".mov": "video/quicktime", ".webm": "video/webm", ".flv": "video/x-flv", ".m4v": "video/mp4",
+              ".mpg": "video/mpeg", ".mpeg": "video/mpeg", ".wmv": "video/x-ms-wmv", ".ts": "video/mp2t"}
 
 
 class MediaError(ValueError):
     """A clip that cannot be read; the message names the file."""
-
-
-def find_clip(clips_dir: str | os.PathLike | None, name: str) -> Path | None:
-    """``<clips_dir>/<name>.<video suffix>`` if it exists (MER names clips after the sample)."""
-    if clips_dir is None:
-        return None
-    for suffix in VIDEO_SUFFIXES:
-        path = Path(clips_dir) / f"{name}{suffix}"
-        if path.is_file():
-            return path
-    return None
 
 
 def mime_type(path: Path) -> str:
@@ -42,7 +34,7 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def decode_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray | None:
+def decode_audio(path: str | os.PathLike, sample_rate: int = AUDIO_SAMPLE_RATE) -> np.ndarray | None:
     """The clip's first audio track as float32 mono at ``sample_rate`` Hz, shape (T,);
     None when the clip has no audio track. (The decoder of :mod:`mer_lib.extract.decode`.)"""
     from ..extract.decode import ClipError, decode_audio_track  # PyAV: the optional "media" extra

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import UNLABELLED
+from ..data import UNLABELLED, ClipScan, scan_clips
 from ..progress import progress
 from .backends.base import Backend, CallError, ClipRequest
 from .keys import redact
-from .media import file_sha256, find_clip
+from .media import file_sha256
 from .prompt import PROMPT_VERSION, build_prompt
 from .schema import MalformedAnswer, answer_json_schema, build_prior, parse_answer_text
 from .store import FAILED, OK, PriorStore, cache_key
@@ -197,9 +197,10 @@ def _media_fields(path: Path | None, known: dict[str, tuple]) -> dict:
             "media_path": str(path)}
 
 
-def plan_jobs(dataset, backend: Backend, idx: np.ndarray, clips_dir, previous: list[dict],
+def plan_jobs(dataset, backend: Backend, idx: np.ndarray, clips: dict[str, Path], previous: list[dict],
               show_progress: bool = True):
-    """Yield ``(job, already_done)`` per selected clip: its request, store key and media fields."""
+    """Yield ``(job, already_done)`` per selected clip: its request, store key and media fields
+    (``clips``: name -> clip file, the ``clips`` of :func:`find_clips`)."""
     classes = tuple(dataset.classes)
     schema_hash = _sha(json.dumps(answer_json_schema(classes), sort_keys=True))
     settings = backend.settings()
@@ -215,7 +216,7 @@ def plan_jobs(dataset, backend: Backend, idx: np.ndarray, clips_dir, previous: l
         name = str(dataset.names[i])
         chinese, english = subtitles.get(name, ("", ""))
         prompt = build_prompt(classes, english, chinese)
-        clip = find_clip(clips_dir, name) if backend.needs_media else None
+        clip = clips.get(name) if backend.needs_media else None
         request = ClipRequest(name=name, classes=classes, subtitle_english=english,
                               subtitle_chinese=chinese, prompt=prompt, clip_path=clip)
         media = _media_fields(clip, known_media)
@@ -225,15 +226,24 @@ def plan_jobs(dataset, backend: Backend, idx: np.ndarray, clips_dir, previous: l
         yield _Job(request, key, media), key in done_keys
 
 
-def no_media_record(job: _Job, backend: Backend, clips_dir) -> dict:
+def find_clips(clips_dir, backend: Backend) -> ClipScan | None:
+    """The clip files of ``clips_dir`` when the back-end sends media (None otherwise, or when there
+    is no such folder: every clip then fails as 'no_media', naming the fix)."""
+    if not (backend.needs_media and clips_dir and Path(clips_dir).is_dir()):
+        return None
+    return scan_clips(clips_dir)
+
+
+def no_media_record(job: _Job, backend: Backend, clips_dir, scan: ClipScan | None) -> dict:
     name = job.request.name
+    unusable = [f"{path.name} is {why}" for path, why in (scan.unusable if scan else []) if path.stem == name]
     return {"key": job.key, "name": name, "status": FAILED, "backend": backend.kind, "model": backend.model,
             "prompt_version": PROMPT_VERSION, "attempts": 0, "input_tokens": None, "output_tokens": None,
             "elapsed_s": 0.0, "finished_at": _now(), **job.media, "prior": None, "raw": None,
             "error_kind": "no_media",
             "error": f"no clip file for '{name}' in clips_dir={clips_dir} (looked for {name}.mp4 and other "
-                     "video suffixes). Fix: pass clips_dir= the folder of the clips, or use a back-end "
-                     "that needs no media ('simulated', 'replay')."}
+                     f"video suffixes{''.join(f'; {u}' for u in unusable)}). Fix: pass clips_dir= the folder "
+                     "of the clips, or use a back-end that needs no media ('simulated', 'replay')."}
 
 
 def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
@@ -253,7 +263,8 @@ def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
     Returns a summary:
     ``selected``, ``skipped`` (already done), ``done`` and ``failed`` (this run), ``calls``,
     ``input_tokens``, ``output_tokens``, ``estimated_cost_usd`` (None without a price),
-    ``elapsed_s``, ``failure_kinds`` and a few ``failure_examples``.
+    ``elapsed_s``, ``failure_kinds``, a few ``failure_examples`` and, where ``clips_dir`` holds
+    entries that look like clips but cannot be read (a dangling link, a directory), ``unusable_clips``.
     """
     started = time.monotonic()
     policy = RetryPolicy(**retry) if isinstance(retry, dict) else retry or RetryPolicy()
@@ -262,6 +273,9 @@ def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
     summary = {"backend": backend.kind, "model": backend.model, "prompt_version": PROMPT_VERSION,
                "prior_file": str(prior_file), "selected": len(idx), "skipped": 0, "done": 0,
                "failed": 0, "calls": 0, "input_tokens": 0, "output_tokens": 0}
+    scan = find_clips(clips_dir, backend)
+    if scan and scan.unusable:
+        summary["unusable_clips"] = scan.note()
     failure_kinds: dict[str, int] = {}
     failure_examples: list[str] = []
 
@@ -284,11 +298,12 @@ def generate_for_dataset(dataset, backend: Backend, prior_file: str | Path, *,
                 bar.set_postfix(running_totals(summary, backend.price_per_million), refresh=False)
 
         jobs = []
-        for job, done in plan_jobs(dataset, backend, idx, clips_dir, store.records(), show_progress):
+        clips = scan.clips if scan else {}
+        for job, done in plan_jobs(dataset, backend, idx, clips, store.records(), show_progress):
             if done:
                 summary["skipped"] += 1
             elif backend.needs_media and job.request.clip_path is None:
-                keep(no_media_record(job, backend, clips_dir))  # nothing to send: fail without a call
+                keep(no_media_record(job, backend, clips_dir, scan))  # nothing to send: fail without a call
             else:
                 jobs.append(job)
 

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ...config import AUDIO_SAMPLE_RATE
 from ..facs import FACS_NAMES, best_matching_emotion
 from ..media import MediaError, decode_audio, file_sha256
 from .base import Backend, BackendAnswer, ClipRequest, PermanentError
 
-SAMPLE_RATE = 16000
 # eGeMAPS functional -> AudioCues field with its number
 EGEMAPS_FIELDS = {
     "F0semitoneFrom27.5Hz_sma3nz_amean": "f0_mean_semitones",
@@ -140,12 +140,12 @@ class OfflineCuesBackend(Backend):
     def prosody(self, clip_path: Path) -> dict:
         """eGeMAPS numbers of a clip's audio, keyed by AudioCues field (empty without audio)."""
         try:
-            signal = decode_audio(clip_path, SAMPLE_RATE)
+            signal = decode_audio(clip_path, AUDIO_SAMPLE_RATE)
         except MediaError as exc:
             raise PermanentError(str(exc)) from None
-        if signal is None or len(signal) < SAMPLE_RATE // 10:
+        if signal is None or len(signal) < AUDIO_SAMPLE_RATE // 10:
             return {}
-        functionals = self._smile().process_signal(signal, SAMPLE_RATE)
+        functionals = self._smile().process_signal(signal, AUDIO_SAMPLE_RATE)
         return {field: float(functionals[column].iloc[0]) for column, field in EGEMAPS_FIELDS.items()}
 
     def generate(self, request: ClipRequest) -> BackendAnswer:

@@ -19,13 +19,13 @@ import base64
 import os
 from pathlib import Path
 
+from ...config import AUDIO_SAMPLE_RATE  # 16 kHz: what Qwen2.5-Omni's audio encoder (Whisper-style) expects
 from ..keys import api_key_from_env
 from ..media import MediaError, decode_audio, mime_type, wav_bytes
 from ..schema import answer_json_schema
 from .base import Backend, BackendAnswer, ClipRequest, PermanentError, TransientError, classify_exception
 
 KEY_VARIABLES = ("OPENAI_API_KEY",)
-AUDIO_SAMPLE_RATE = 16000  # what Qwen2.5-Omni's audio encoder (Whisper-style) expects
 
 
 class OpenAICompatBackend(Backend):

@@ -1,9 +1,10 @@
 """Randomly initialised stand-ins for the paper's encoders, saved exactly like real checkpoints.
 
 They let the extraction pipeline run end to end without downloading anything: ``tiny`` models
-(a few thousand weights) for tests and offline smoke runs, and ``full`` ones with the real
+(a few thousand weights) for the tests (:func:`tiny_models`), and ``full`` ones with the real
 architectures (CLIP ViT-L/14, chinese-hubert-large, bloom-7b1; configs as published on their
-model cards) for timing on a GPU. The features they produce are noise: never train on them.
+model cards) for timing on a GPU (``benchmarks/bench_extract.py``). The features they produce are
+noise: never train on them, which is why this lives beside the tests and not in ``mer_lib``.
 
 Each builder writes a folder that ``from_pretrained`` reads (config, weights, preprocessing files,
 and for the language model a small byte-level BPE tokenizer trained on the texts you pass), so
@@ -12,12 +13,22 @@ weights are initialised and how they are stored (full-size BLOOM: build on a GPU
 """
 from __future__ import annotations
 
+import atexit
+import functools
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
+from mer_lib.config import AUDIO_SAMPLE_RATE
+
+from .samples import SAMPLE_SUBTITLES
+
 SIZES = ("tiny", "full")
+# Subtitles to encode and to train the tiny BPE tokenizer on: Chinese, English, punctuation, empty.
+SUBTITLE_TEXTS = ["今天天气真好", "我不想去了", "你到底在说什么", "Hello there", "why would you do that?",
+                  "太好了！我们赢了", "别走，求你了", ""]
 
 # openai/clip-vit-large-patch14 (vision tower), TencentGameMate/chinese-hubert-large, bigscience/bloom-7b1
 _CLIP = {
@@ -66,7 +77,7 @@ def make_hubert(folder: str | Path, size: str = "tiny", seed: int = 0, **build) 
     torch.manual_seed(seed)
     folder = Path(folder)
     _build(HubertModel, config, **build).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=AUDIO_SAMPLE_RATE, padding_value=0.0, do_normalize=True,
                              return_attention_mask=True).save_pretrained(folder)
     return folder
 
@@ -105,3 +116,18 @@ def _check(size: str) -> str:
     if size not in SIZES:
         raise ValueError(f"size={size!r}; choose one of {SIZES}.")
     return size
+
+
+@functools.cache
+def tiny_models() -> dict[str, Path]:
+    """Tiny random CLIP, HuBERT and BLOOM saved with save_pretrained, keyed by modality (built once
+    per test session, removed at exit)."""
+    folder = tempfile.TemporaryDirectory(prefix="mer-extract-models-")
+    atexit.register(folder.cleanup)
+    root = Path(folder.name)
+    texts = SUBTITLE_TEXTS * 20
+    if SAMPLE_SUBTITLES.exists():
+        import pandas as pd
+        texts += pd.read_csv(SAMPLE_SUBTITLES, keep_default_na=False)["chinese"].tolist()[:300]
+    return {"video": make_clip(root / "clip-vit-tiny"), "audio": make_hubert(root / "chinese-hubert-tiny"),
+            "text": make_bloom(root / "bloom-tiny", texts)}
