@@ -8,7 +8,7 @@ import torch
 
 from mer_lib.latent import latents, separation
 from mer_lib.models import AttentionFusion
-from mer_lib.training import FitResult, Stage1Run
+from mer_lib.stage1 import FitResult, Stage1Run
 from tests.support.datasets import small_dataset
 
 MODALITIES = np.asarray(["audio", "video", "text"])
