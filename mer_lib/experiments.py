@@ -112,8 +112,8 @@ def prior_inputs(ds: Dataset, prior_file: str | Path | None, *, encoder: str | N
     The prior texts' embeddings are cached beside the prior file (``.prior-embeddings/``), or in the
     user cache when that folder is read-only: priors are made once and reused by every run.
     """
+    from . import io
     from . import priors as P
-    from .config import USER_CACHE_DIR
     from .prior_tuning import build_prior_inputs
 
     if not prior_file or not Path(prior_file).exists():
@@ -123,11 +123,7 @@ def prior_inputs(ds: Dataset, prior_file: str | Path | None, *, encoder: str | N
         return None
     table = P.reliability_table(prior_map, ds)
     if cache_dir is None:
-        cache_dir = Path(prior_file).parent / ".prior-embeddings"
-        try:
-            cache_dir.mkdir(exist_ok=True)
-        except OSError:
-            cache_dir = USER_CACHE_DIR / "prior-embeddings"
+        cache_dir = io.cache_dir(Path(prior_file).parent / ".prior-embeddings", "prior-embeddings")
     inputs = build_prior_inputs(ds, {n: P.prior_texts(p) for n, p in prior_map.items()},
                                 {n: P.prior_weights(p) for n, p in prior_map.items()}, cache_dir,
                                 encoder=encoder, progress_bar=progress_bar)

@@ -1,6 +1,8 @@
 """Shared fixtures: small datasets in the MER layout, written per test."""
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,32 @@ def write_layout(root: Path, splits: dict[str, dict[str, str]], *, unlabelled=()
               for k, v in splits.items()}
     np.savez(root / "label-6way.npz", **corpus)
     return features
+
+
+def simulate_read_only(monkeypatch, folder: Path) -> None:
+    """Creating a file or folder under ``folder`` fails as on a read-only mount (``os.open`` with a
+    write flag, ``os.mkdir``); tests run as root, where ``chmod`` stops no write."""
+    top = os.path.abspath(folder)
+
+    def inside(path) -> bool:
+        path = os.path.abspath(os.fspath(path))
+        return path == top or path.startswith(top + os.sep)
+
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+            raise OSError(errno.EROFS, "Read-only file system", os.fspath(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def mkdir(path, *args, **kwargs):
+        if inside(path):
+            code = errno.EEXIST if os.path.exists(path) else errno.EROFS
+            raise (FileExistsError if code == errno.EEXIST else OSError)(code, os.strerror(code), os.fspath(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "mkdir", mkdir)
 
 
 @pytest.fixture

@@ -6,12 +6,13 @@ import os
 import numpy as np
 import pytest
 
+from mer_lib import config
 from mer_lib.config import MER_CLASSES
 from mer_lib.data import DataError, load_dataset, make_demo_dataset, read_label_file, read_subtitles
 from mer_lib.data import packed as packed_mod
 from mer_lib.data.demo import FEATURES, MER_SEMI_TEST_COUNTS, MER_TRAIN_COUNTS
 
-from .conftest import write_layout
+from .conftest import simulate_read_only, write_layout
 
 
 def test_reads_labels_splits_and_unlabelled_pool(toy):
@@ -182,15 +183,11 @@ def test_cache_is_invalidated_when_a_file_changes_appears_or_disappears(toy):
 def test_read_only_data_folder_caches_in_the_user_cache(toy, tmp_path_factory, monkeypatch):
     root, features = toy
     user_cache = tmp_path_factory.mktemp("user-cache")
-    monkeypatch.setattr(packed_mod, "USER_CACHE_DIR", user_cache)
-    monkeypatch.setattr(packed_mod.Path, "touch", _raise_oserror)  # what a read-only mount does
+    monkeypatch.setattr(config, "USER_CACHE_DIR", user_cache)
+    simulate_read_only(monkeypatch, root)
     ds = load_dataset(root, features, progress=False)
     assert len(ds) == 6
     assert list(user_cache.glob("packed/*/toy-audio-UTT.npy"))
-
-
-def _raise_oserror(*_, **__):
-    raise OSError("read-only file system")
 
 
 # --- demo generator -------------------------------------------------------------------------------
