@@ -33,11 +33,10 @@ def write_layout(root: Path, splits: dict[str, dict[str, str]], *, unlabelled=()
 def simulate_read_only(monkeypatch, folder: Path) -> None:
     """Creating a file or folder under ``folder`` fails as on a read-only mount (``os.open`` with a
     write flag, ``os.mkdir``); tests run as root, where ``chmod`` stops no write."""
-    top = os.path.abspath(folder)
+    top = os.path.abspath(folder).rstrip(os.sep) + os.sep  # "/" for the whole file system
 
     def inside(path) -> bool:
-        path = os.path.abspath(os.fspath(path))
-        return path == top or path.startswith(top + os.sep)
+        return (os.path.abspath(os.fspath(path)) + os.sep).startswith(top)
 
     real_open, real_mkdir = os.open, os.mkdir
 
