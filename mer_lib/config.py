@@ -21,7 +21,7 @@ def _user_cache_dir() -> Path | None:
         return Path(os.environ["MER_LIB_CACHE"]).expanduser()
     try:
         return Path.home() / ".cache" / "mer_lib"
-    except RuntimeError:  # no HOME and no passwd entry (some containers): mer_lib.io.cache_dir says what to do
+    except RuntimeError:  # no HOME and no passwd entry (some containers); io.cache_dir says what to do
         return None
 
 

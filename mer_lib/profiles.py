@@ -67,7 +67,8 @@ def check_config(config: dict, source: str = "config") -> dict:
     checks = [("seed", config.get("seed"), 0, 0), ("seeds", config.get("seeds"), 1, 3),
               ("timeout", config.get("timeout"), 1, 3600), ("demo_data.seed", demo.get("seed"), 0, 0)]
     for key, value, least, example in checks:
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= least):
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value is not None and not (whole and value >= least):
             raise ConfigError(f"{source}: {key} must be an integer >= {least}, not {value!r}. Fix: write "
                               f"e.g. '{key.split('.')[-1]}: {example}'.")
     if demo.get("scale") is not None and not isinstance(demo["scale"], str):

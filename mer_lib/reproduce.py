@@ -168,7 +168,8 @@ def run(config: dict, run_dir: Path, notebooks: list[str], *, timeout: int, labe
                            publish=notebooks == list(SEQUENCE) if publish is None else publish)
 
 
-def _run_locked(config, run_dir: Path, notebooks, params_of, *, timeout: int, label: str, publish: bool) -> int:
+def _run_locked(config, run_dir: Path, notebooks, params_of, *, timeout: int, label: str,
+                publish: bool) -> int:
     _keep_previous_manifest(run_dir)
     logging.getLogger("papermill").setLevel(logging.INFO)
     if config.get("demo_data"):
@@ -210,8 +211,8 @@ def _run_locked(config, run_dir: Path, notebooks, params_of, *, timeout: int, la
             manifest["status"] = "failed" if status == 1 else "killed"
             if entry is not None:
                 manifest["failed_notebook"] = entry["name"]
-                print(f"{manifest['status'].upper()}: {entry['name']}, {entry.get('error')}\n  executed copy: "
-                      f"{entry['output']}", file=sys.stderr, flush=True)
+                print(f"{manifest['status'].upper()}: {entry['name']}, {entry.get('error')}\n"
+                      f"  executed copy: {entry['output']}", file=sys.stderr, flush=True)
             io.write_json(run_dir / "manifest.json", manifest)
             print(f"  manifest: {run_dir / 'manifest.json'}", file=sys.stderr, flush=True)
             return status
@@ -396,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
                    "one resumes from its checkpoints")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks (name or number)")
     p.add_argument("--seeds", type=_positive_int, help="number of seeds (overrides the config)")
-    p.add_argument("--timeout", type=_positive_int, help="per-cell execution timeout in seconds (default 3600)")
+    p.add_argument("--timeout", type=_positive_int,
+                   help="per-cell execution timeout in seconds (default 3600)")
     p.add_argument("--publish", action=argparse.BooleanOptionalAction, default=None,
                    help="copy the run's tables and figures to figures/ (default: only after a successful "
                    "run of the whole sequence; --no-publish never)")

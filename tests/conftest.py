@@ -47,8 +47,9 @@ def simulate_read_only(monkeypatch, folder: Path) -> None:
 
     def mkdir(path, *args, **kwargs):
         if inside(path):
-            code = errno.EEXIST if os.path.exists(path) else errno.EROFS
-            raise (FileExistsError if code == errno.EEXIST else OSError)(code, os.strerror(code), os.fspath(path))
+            if os.path.exists(path):
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fspath(path))
+            raise OSError(errno.EROFS, "Read-only file system", os.fspath(path))
         return real_mkdir(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", open_)

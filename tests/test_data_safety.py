@@ -15,7 +15,6 @@ from mer_lib.data.packed import load_packed
 
 from .conftest import simulate_read_only, write_layout
 
-
 # --- MER label files are unpickled with a restricted unpickler ------------------------------------------
 
 class _RunsCode:
@@ -49,7 +48,7 @@ def test_label_files_of_plain_data_still_load_numpy_scalars_included(tmp_path):
 
 
 def test_the_real_mer2023_label_file_loads(samples_dir):
-    splits, valence = read_label_file(samples_dir / "label-6way.npz")
+    splits, _ = read_label_file(samples_dir / "label-6way.npz")
     assert set(splits) >= {"train_corpus"} and sum(map(len, splits.values())) > 1000
     assert set().union(*(set(s.values()) for s in splits.values())) <= set(config.MER_CLASSES)
 
@@ -104,7 +103,8 @@ def test_other_float_widths_load(toy, dtype):
     root, features = toy
     np.save(root / "features/toy-video-UTT/s3.npy", np.full(5, 0.5, dtype=dtype))
     ds = load_dataset(root, features, use_cache=False, progress=False)
-    np.testing.assert_array_equal(ds.features["video"][list(ds.names).index("s3")], np.full(5, 0.5, np.float32))
+    row = list(ds.names).index("s3")
+    np.testing.assert_array_equal(ds.features["video"][row], np.full(5, 0.5, np.float32))
 
 
 def test_an_empty_split_is_reported_as_empty_not_missing(tmp_path):
@@ -120,7 +120,7 @@ def test_an_empty_split_is_reported_as_empty_not_missing(tmp_path):
 
 def test_use_cache_false_writes_nothing_even_without_any_writable_folder(toy, monkeypatch):
     root, features = toy
-    simulate_read_only(monkeypatch, Path("/"))  # no file or folder can be created anywhere (HOME=/nonexistent)
+    simulate_read_only(monkeypatch, Path("/"))  # nothing can be created anywhere (as with HOME=/nonexistent)
     ds = load_dataset(root, features, use_cache=False, progress=False)
     assert len(ds) == 6 and ds.features["audio"].shape == (6, 6)
     monkeypatch.undo()
@@ -128,7 +128,7 @@ def test_use_cache_false_writes_nothing_even_without_any_writable_folder(toy, mo
 
 
 def test_no_writable_cache_is_a_clear_error_naming_mer_lib_cache(toy, tmp_path_factory, monkeypatch):
-    root, features = toy
+    root, _ = toy
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setattr(config, "USER_CACHE_DIR", home / ".cache" / "mer_lib")
     simulate_read_only(monkeypatch, root)

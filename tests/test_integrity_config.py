@@ -139,10 +139,10 @@ def test_config_mistakes_are_one_line_messages_with_exit_status_2(fake, capsys, 
 
 def test_a_config_error_prints_no_traceback_from_the_command_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "mer_lib.reproduce", "--config", str(tmp_path / "nope.yaml")],
-                         cwd=PROJ_ROOT, capture_output=True, text=True, timeout=120)
+                         cwd=PROJ_ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines() == [f"{PROG}{tmp_path / 'nope.yaml'}: config file not found. Fix: "
-                                               f"check the path (a relative one is taken from {PROJ_ROOT})."]
+    assert out.stderr.strip().splitlines() == [(f"{PROG}{tmp_path / 'nope.yaml'}: config file not found. Fix: "
+                                                f"check the path (a relative one is taken from {PROJ_ROOT}).")]
 
 
 # --- 5. the run folder ----------------------------------------------------------------------------------
@@ -236,5 +236,6 @@ def test_only_a_full_run_or_publish_updates_the_project_figures(fake, capsys):
     assert sorted(p.name for p in fake.figures.iterdir()) == ["table-02_pretraining.csv"]
 
     assert fake.main() == 0  # the whole sequence publishes by itself
-    assert sorted(p.name for p in fake.figures.iterdir()) == sorted(f"table-{nb}.csv" for nb in reproduce.SEQUENCE)
+    published = sorted(p.name for p in fake.figures.iterdir())
+    assert published == sorted(f"table-{nb}.csv" for nb in reproduce.SEQUENCE)
     assert fake.main("--no-publish") == 0

@@ -274,7 +274,8 @@ _MULTIARRAY = (getattr(np, "_core", None) or np.core).multiarray  # numpy >= 2 m
 # what np.save writes for an object array of plain data, under numpy 1's and numpy 2's module names
 _PICKLE_ALLOWED = {
     **{(module, name): getattr(_MULTIARRAY, name)
-       for module in ("numpy.core.multiarray", "numpy._core.multiarray") for name in ("_reconstruct", "scalar")},
+       for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+       for name in ("_reconstruct", "scalar")},
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
 }

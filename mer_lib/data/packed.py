@@ -198,8 +198,8 @@ def _dimension_error(folder: Path, paths: list[Path]) -> DataError:
     fix = ("Fix: features from different extractors are mixed here; re-extract these clips or move "
            "their files to their own folder.")
     if rest and rest[0][1] == n_major:
-        per_dim = "; ".join(f"dimension {d}: {n} file(s), e.g. {next(p.name for p, x in dims.items() if x == d)}"
-                            for d, n in counts.most_common())
+        example = {d: p.name for p, d in reversed(dims.items())}  # the first file of each dimension
+        per_dim = "; ".join(f"dimension {d}: {n} file(s), e.g. {example[d]}" for d, n in counts.most_common())
         return DataError(f"{folder}: its files disagree on the feature dimension with no majority "
                          f"({per_dim}). {fix}")
     odd = [p for p, d in dims.items() if d is not None and d != majority]

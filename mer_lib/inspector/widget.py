@@ -305,10 +305,12 @@ def open_inspector(ctx, *, clips_dir: str = "", predictions_file: str = "", figu
     video file" filter on (for a label file that covers many more clips than ``clips_dir`` holds).
     """
     # paths as notebook parameters take them: relative ones from the project root; "" for the default
-    predictions = resolve_path(predictions_file) if predictions_file else ctx.run_dir / "results" / "predictions.csv"
+    predictions = (resolve_path(predictions_file) if predictions_file
+                   else ctx.run_dir / "results" / "predictions.csv")
     data = load_inspector_data(ctx.data_root, label_file=ctx["label_file"], features=ctx.features,
                                prior_file=ctx.prior_file, predictions_file=predictions,
                                clips_dir=resolve_path(clips_dir) if clips_dir else None)
     with_video = with_video_only and "with_video" not in unavailable_filters(data.table)
-    return Inspector(data, figures_dir=resolve_path(figures_dir) if figures_dir else FIGURES_DIR, start_at=start_at,
+    figures = resolve_path(figures_dir) if figures_dir else FIGURES_DIR
+    return Inspector(data, figures_dir=figures, start_at=start_at,
                      filters=Filters(with_video=with_video))

@@ -130,7 +130,8 @@ def _describe(err: dict) -> str:
 
 
 def _warn_cut_tail(path: Path, number: int, size: int, cutting: bool = False) -> None:
-    done = "cut off before appending" if cutting else "skipped; the next run that writes this store cuts it off"
+    done = ("cut off before appending" if cutting
+            else "skipped; the next run that writes this store cuts it off")
     warnings.warn(f"{path}:{number}: the last line ({size} bytes, no newline) is cut short, as a killed "
                   f"writer leaves it; {done}.", stacklevel=3)
 
@@ -272,7 +273,8 @@ class PriorStore:
             body = tail.rstrip()  # blank lines at the end are harmless
             cut = body.rfind(b"\n")
             if cut < 0 and start > 0:
-                raise PriorStoreError(f"{self.path}: its last line is over 1 MiB. Fix: remove that line by hand.")
+                raise PriorStoreError(f"{self.path}: its last line is over 1 MiB. Fix: remove that line "
+                                      "by hand.")
             if not body:
                 return
             last_line, terminated = body[cut + 1:], b"\n" in tail[len(body):]
