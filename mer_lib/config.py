@@ -27,10 +27,29 @@ AUDIO_SAMPLE_RATE = 16_000  # Hz
 # What a clip file may be called: <name><suffix>, any case (PyAV reads them all).
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv", ".ts")
 
-# Where packed feature caches go when the data folder itself is read-only.
-USER_CACHE_DIR = Path(os.environ.get("MER_LIB_CACHE", Path.home() / ".cache" / "mer_lib"))
+
+def _user_cache_dir() -> Path | None:
+    if os.environ.get("MER_LIB_CACHE"):
+        return Path(os.environ["MER_LIB_CACHE"]).expanduser()
+    try:
+        return Path.home() / ".cache" / "mer_lib"
+    except RuntimeError:  # no HOME and no passwd entry (some containers); io.cache_dir says what to do
+        return None
+
+
+# Where caches (packed features, prior embeddings) go when the folder beside the data is read-only;
+# set MER_LIB_CACHE to choose it. None when there is no home folder either.
+USER_CACHE_DIR = _user_cache_dir()
 
 # Real MER2023 samples that tests and demos may use; absent on a user's machine.
 SHARED_SAMPLES_DIR = Path(
     os.environ.get("MER_SAMPLES_DIR", PROJ_ROOT.parent / "shared" / "data" / "mer2023-samples")
 )
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """``~`` expanded; absolute paths stay; relative ones are taken from the project root (not the
+    current or the notebook's folder), so a config or a notebook parameter means the same file
+    wherever it is run from."""
+    p = Path(os.path.expanduser(os.fspath(path)))
+    return p if p.is_absolute() else (PROJ_ROOT / p).resolve()

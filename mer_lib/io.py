@@ -1,7 +1,7 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of one.
 
 Every long job (feature packing, prior generation, extraction, training) writes through these,
-so a crash or a kill leaves either nothing or a complete file behind.
+so a crash or a kill leaves either nothing or a complete file behind. Also: where a cache may go.
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from . import config
 
 
 @contextmanager
@@ -62,6 +64,36 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     # np.save appends ".npy" to names without it, so hand it a file object instead
     with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as f:
         np.save(f, array)
+
+
+class CacheLocationError(PermissionError):
+    """No folder to write a cache to; the message names both places tried and ``MER_LIB_CACHE``."""
+
+
+def cache_dir(beside: str | os.PathLike, user_subdir: str) -> Path:
+    """A writable cache folder: ``beside`` (next to the data it caches, shared by every run that
+    reads that data), else ``<USER_CACHE_DIR>/<user_subdir>`` (``MER_LIB_CACHE``, default
+    ``~/.cache/mer_lib``) when ``beside`` cannot be written (a read-only mount, a published dataset).
+
+    Both are probed by creating and removing a file: an existing folder can still be read-only.
+    """
+    beside = Path(beside)
+    user = None if config.USER_CACHE_DIR is None else config.USER_CACHE_DIR / user_subdir
+    tried = []
+    for folder in filter(None, (beside, user)):
+        try:
+            folder.mkdir(parents=folder is user, exist_ok=True)  # beside: only inside an existing folder
+            fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+            return folder
+        except OSError as exc:
+            tried.append(f"{folder}: {exc.strerror or exc}")
+    if user is None:
+        tried.append("no user cache (no home folder)")
+    raise CacheLocationError(f"no writable cache folder ({'; '.join(tried)}). Fix: set MER_LIB_CACHE to a "
+                             "writable folder, e.g. export MER_LIB_CACHE=/tmp/mer_lib-cache, or make "
+                             f"{beside.parent} writable.")
 
 
 def _json_default(obj: Any) -> Any:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import io
-from .config import MODALITIES, PROJ_ROOT, RUNS_DIR
+from .config import MODALITIES, RUNS_DIR, resolve_path
 from .profiles import DATASET_KEYS, load_profile
 
 PLAIN_TYPES = (bool, int, float, str, list, dict, tuple, type(None))
@@ -56,14 +56,20 @@ def check_parameters(namespace: dict, notebook: str = "this notebook") -> dict[s
         if name not in namespace:
             raise ParameterError(f"{notebook}: parameter '{name}' is declared but has no value.")
         value = namespace[name]
-        if not _type_ok(value, kind):
+        if not type_ok(value, kind):
             raise ParameterError(f"{notebook}: parameter '{name}' must be {getattr(kind, '__name__', kind)}, "
                                  f"got {value!r} ({type(value).__name__}).")
         values[name] = float(value) if kind is float else value
     return values
 
 
-def _type_ok(value, kind) -> bool:
+_TYPE_NAMES = {t.__name__: t for t in (bool, int, float, str, list, dict, tuple)}
+
+
+def type_ok(value, kind) -> bool:
+    """Whether ``value`` fits a declared type: a type, or its name as ``papermill.inspect_notebook``
+    reports it (how ``mer_lib.reproduce`` checks a config before a kernel starts)."""
+    kind = _TYPE_NAMES.get(kind, kind) if isinstance(kind, str) else kind
     if not isinstance(kind, type):  # typing constructs: leave to the notebook
         return True
     if kind is float:
@@ -198,18 +204,16 @@ def start(notebook: str, namespace: dict) -> Context:
                 params[key] = base.get(key, "")
     for key in ("data_root", "prior_file", "run_dir"):
         if params.get(key):
-            params[key] = str(_resolve(params[key]))
+            params[key] = str(resolve_path(params[key]))
     run_dir = Path(params["run_dir"]) if params.get("run_dir") else RUNS_DIR / "interactive"
     params["run_dir"] = str(run_dir)
-    seeds = [params.get("seed", 0) + i for i in range(max(1, params.get("seeds", 1)))]
+    if params.get("seeds", 1) < 1:
+        raise ParameterError(f"{notebook}: parameter 'seeds' is the number of seeds to run, at least 1; "
+                             f"got {params['seeds']}.")
+    seeds = [params.get("seed", 0) + i for i in range(params.get("seeds", 1))]
     run_dir.mkdir(parents=True, exist_ok=True)
     # the resolved values replace the notebook's own globals: `data_root`, `train_split`, ... are then
     # the values this run uses (not the "" left in the parameters cell for the profile to fill)
     namespace.update(params)
     return Context(notebook, params, run_dir, seeds)
 
-
-def _resolve(path: str) -> Path:
-    """Absolute paths stay; relative ones are taken from the project root (not the notebook's folder)."""
-    p = Path(os.path.expanduser(path))
-    return p if p.is_absolute() else (PROJ_ROOT / p).resolve()

@@ -178,7 +178,6 @@ def load_prior_inputs(ds: Dataset, prior_file: str | Path | None, *, encoder: st
     user cache when that folder is read-only: priors are made once and reused by every run.
     """
     from . import priors as P
-    from .config import USER_CACHE_DIR
 
     if not prior_file or not Path(prior_file).exists():
         return None
@@ -187,11 +186,7 @@ def load_prior_inputs(ds: Dataset, prior_file: str | Path | None, *, encoder: st
         return None
     table = P.reliability_table(prior_map, ds)
     if cache_dir is None:
-        cache_dir = Path(prior_file).parent / ".prior-embeddings"
-        try:
-            cache_dir.mkdir(exist_ok=True)
-        except OSError:
-            cache_dir = USER_CACHE_DIR / "prior-embeddings"
+        cache_dir = io.cache_dir(Path(prior_file).parent / ".prior-embeddings", "prior-embeddings")
     texts = {n: P.prior_texts(p, visual_description) for n, p in prior_map.items()}
     inputs = build_prior_inputs(ds, texts,
                                 {n: P.prior_weights(p) for n, p in prior_map.items()}, cache_dir,

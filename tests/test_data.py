@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from mer_lib import config
 from mer_lib.config import LABEL_FILE, MER_CLASSES, SUBTITLE_FILE
 from mer_lib.data import (
     DataError,
@@ -18,6 +19,7 @@ from mer_lib.data import (
 from mer_lib.data import packed as packed_mod
 from mer_lib.data.demo import FEATURES, MER_SEMI_TEST_COUNTS, MER_TRAIN_COUNTS
 from tests.support.datasets import write_layout
+from tests.support.filesystem import simulate_read_only
 
 
 def test_reads_labels_splits_and_unlabelled_pool(toy):
@@ -188,15 +190,11 @@ def test_cache_is_invalidated_when_a_file_changes_appears_or_disappears(toy):
 def test_read_only_data_folder_caches_in_the_user_cache(toy, tmp_path_factory, monkeypatch):
     root, features = toy
     user_cache = tmp_path_factory.mktemp("user-cache")
-    monkeypatch.setattr(packed_mod, "USER_CACHE_DIR", user_cache)
-    monkeypatch.setattr(packed_mod.Path, "touch", _raise_oserror)  # what a read-only mount does
+    monkeypatch.setattr(config, "USER_CACHE_DIR", user_cache)
+    simulate_read_only(monkeypatch, root)
     ds = load_dataset(root, features, progress=False)
     assert len(ds) == 6
     assert list(user_cache.glob("packed/*/toy-audio-UTT.npy"))
-
-
-def _raise_oserror(*_, **__):
-    raise OSError("read-only file system")
 
 
 # --- demo generator -------------------------------------------------------------------------------

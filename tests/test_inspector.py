@@ -177,7 +177,8 @@ def test_view_marks_aus_against_the_support_sets_of_prior_and_human_label(toy):
 
 def test_view_says_what_is_missing(tmp_path):
     failed = tmp_path / "priors.jsonl"  # a store whose only record for c05 is a failure
-    failed.write_text('{"name": "c05", "status": "failed", "error": "HTTP 500 from the server"}\n')
+    failed.write_text('{"key": "k05", "name": "c05", "status": "failed", '
+                      '"error": "HTTP 500 from the server"}\n')
     data = load_inspector_data(dataset=toy_dataset(), prior_file=failed,
                                predictions_file=tmp_path / "absent.csv")
     view = clip_view(data, 5)

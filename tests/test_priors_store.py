@@ -1,5 +1,6 @@
 """The JSONL prior store: append-only, latest success wins, failures never count, a cut last line
-is tolerated, one writer at a time, clear errors."""
+is tolerated (and reported), a bad line is never buried, every record fits one schema, one writer
+at a time, clear errors."""
 from __future__ import annotations
 
 import json
@@ -37,21 +38,6 @@ def test_latest_success_per_name_and_failures_are_never_priors(tmp_path):
     assert len(list(read_records(path))) == 5
 
 
-def test_truncated_last_line_is_tolerated_and_cut_before_the_next_append(tmp_path):
-    path = tmp_path / "p.jsonl"
-    with PriorStore(path) as store:
-        store.append(record("a"))
-    line = json.dumps(record("b"))
-    with open(path, "a") as f:
-        f.write(line[: len(line) // 2])  # what a SIGKILL mid-write leaves
-    assert set(load_priors(path)) == {"a"}
-    with PriorStore(path) as store:
-        store.append(record("c"))
-    lines = path.read_text().splitlines()
-    assert len(lines) == 2 and all(json.loads(x)["name"] in ("a", "c") for x in lines)
-    assert set(load_priors(path)) == {"a", "c"}
-
-
 def test_a_complete_last_line_without_newline_is_kept(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps(record("a")))  # hand-written, no trailing newline
@@ -63,7 +49,7 @@ def test_a_complete_last_line_without_newline_is_kept(tmp_path):
 def test_a_broken_line_in_the_middle_is_a_clear_error(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps(record("a")) + "\nnot json\n" + json.dumps(record("b")) + "\n")
-    with pytest.raises(PriorStoreError, match=r"p\.jsonl:2: .*Fix: delete that line"):
+    with pytest.raises(PriorStoreError, match=r"p\.jsonl:2: .*Fix: delete or correct that line"):
         load_priors(path)
 
 
@@ -101,3 +87,71 @@ def test_cache_key_changes_with_every_part():
     for field, value in [("model", "m2"), ("prompt_version", "v2"), ("schema", "s2"),
                          ("settings", {"t": 1}), ("media_sha256", "y"), ("name", "b")]:
         assert cache_key(**(base | {field: value})) != key
+
+
+# --- one rule for a line that is not a record (reader and writer agree) ------------------------------
+
+def test_a_bad_last_line_with_newline_is_an_error_and_never_buried(tmp_path):
+    path = tmp_path / "p.jsonl"
+    with PriorStore(path) as store:
+        store.append(record("a"))
+    with open(path, "a") as f:
+        f.write("edited by hand\n")  # a complete (terminated) line that is not a record
+    with pytest.raises(PriorStoreError, match=r"p\.jsonl:2: line is not a prior record: not JSON.*Fix: del"):
+        load_priors(path)
+    before = path.read_bytes()
+    with pytest.raises(PriorStoreError, match=r"p\.jsonl:2: .*appending after it would bury it.*Fix: delete"), \
+            PriorStore(path) as store:
+        store.append(record("b"))
+    assert path.read_bytes() == before  # nothing appended after the bad line
+    path.write_text(before.decode().replace("edited by hand\n", ""))  # the fix the message names
+    with PriorStore(path) as store:
+        store.append(record("b"))
+    assert set(load_priors(path)) == {"a", "b"}
+
+
+def test_a_cut_last_line_is_reported_on_read_and_cut_by_the_writer(tmp_path):
+    path = tmp_path / "p.jsonl"
+    with PriorStore(path) as store:
+        store.append(record("a"))
+    line = json.dumps(record("b"))
+    with open(path, "a") as f:
+        f.write(line[: len(line) // 2])  # a killed writer's tail: no newline
+    with pytest.warns(UserWarning, match=r"p\.jsonl:2: the last line \(\d+ bytes, no newline\) is cut short"):
+        assert set(load_priors(path)) == {"a"}
+    with pytest.warns(UserWarning, match=r"p\.jsonl:2: .*cut off before appending"), \
+            PriorStore(path) as store:
+        store.append(record("c"))
+    assert [json.loads(x)["name"] for x in path.read_text().splitlines()] == ["a", "c"]
+
+
+def test_an_unterminated_last_line_that_is_json_but_no_record_is_an_error(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(record("a")) + "\n" + json.dumps({**record("b"), "name": 7}))
+    with pytest.raises(PriorStoreError, match=r"p\.jsonl:2: .*field 'name': Input should be a valid string"):
+        list(read_records(path))
+    with pytest.raises(PriorStoreError, match=r"p\.jsonl:2: .*bury"), PriorStore(path):
+        pass
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"key": 5}, r"field 'key': Input should be a valid string"),
+    ({"name": 12}, r"field 'name': Input should be a valid string \(got 12\)"),
+    ({"status": "done"}, r"field 'status': Input should be 'ok' or 'failed'"),
+    ({"attempts": "2"}, r"field 'attempts': Input should be a valid integer"),
+    ({"prior": None}, r"a record with status 'ok' carries a prior"),
+    ({"media_path": "/clips/a.mp4", "media_sha256": "abc", "media_mtime_ns": 1}, r"media_sha256, media_size"),
+])
+def test_every_record_is_checked_against_one_schema(tmp_path, change, message):
+    path = tmp_path / "p.jsonl"
+    good = record("a")
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, **change}) + "\n")
+    with pytest.raises(PriorStoreError, match=r"p\.jsonl:2: line is not a prior record: " + message):
+        load_priors(path)
+
+
+def test_a_record_without_its_key_is_named_not_a_keyerror(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({k: v for k, v in record("a").items() if k != "key"}) + "\n")
+    with pytest.raises(PriorStoreError, match=r"p\.jsonl:1: .*field 'key' is missing"):
+        latest_status(path)

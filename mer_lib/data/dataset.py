@@ -7,14 +7,20 @@
 
 Features that MER2024 participants extracted with MERTools load unchanged. Samples with features
 for every modality but no label in any split form the unlabelled pool (split ``"unlabelled"``).
+MERTools pickles dicts into the label ``.npz``; it is read with an unpickler that builds only
+plain data (see :func:`read_label_file`), so a crafted label file cannot run code.
 """
 from __future__ import annotations
 
 import difflib
 import functools
 import hashlib
+import io
+import numbers
 import os
+import pickle
 import warnings
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,6 +50,7 @@ class Dataset:
     hidden_labels: np.ndarray | None = None  # (N,) int64 truth of unlabelled samples where known, else -1
     valence: np.ndarray | None = None  # (N,) float 'val' from the label file, NaN where absent
     label_sources: dict[str, str] = field(default_factory=dict)  # split -> the file its labels come from
+    label_splits: tuple[str, ...] = ()  # every split of the label file, empty ones included
 
     def __len__(self) -> int:
         return len(self.names)
@@ -80,6 +87,10 @@ class Dataset:
     def indices(self, split: str) -> np.ndarray:
         """Row indices of one split (``"unlabelled"`` for the pool)."""
         idx = np.flatnonzero(self.splits == split)
+        if len(idx) == 0 and split in self.label_splits:
+            raise DataError(f"{self.root}: split '{split}' is in the label file but holds no samples. "
+                            "Fix: fill it in the label file, or set train_split/test_split to another "
+                            f"split ({[s for s in self.split_names if s != split]}).")
         if len(idx) == 0 and split not in self.split_names:
             raise DataError(f"{self.root}: no split '{split}'; this dataset has {self.split_names}. "
                             "Fix: set train_split/test_split to one of those.")
@@ -214,7 +225,8 @@ def dataset_index(data_root: str | os.PathLike, *, label_file: str = LABEL_FILE,
     return Dataset(root=root, names=names, classes=tuple(classes), labels=labels, splits=splits, features={},
                    subtitles=subtitles, hidden_labels=hidden,
                    valence=np.asarray([valence.get(n, np.nan) for n in names], dtype=np.float64),
-                   label_sources={s: str(p) for s, p in sources.items()})
+                   label_sources={s: str(p) for s, p in sources.items()},
+                   label_splits=tuple(corpus))
 
 
 def read_labels(path: Path) -> tuple[dict[str, str], dict[str, float]]:
@@ -295,7 +307,8 @@ def resolve_feature_folder(root: Path, modality: str, spec: str) -> Path:
 def read_label_file(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, float]]:
     """``{split: {name: emotion}}`` and ``{name: valence}`` from a MER label ``.npz``.
 
-    The file holds pickled dicts (the MER toolkit's format), so it must come from a source you trust.
+    MERTools stores each split as a pickled dict; it is unpickled by :class:`_PlainDataUnpickler`,
+    which refuses anything but plain data, so a label file from anywhere is safe to read.
     """
     expected = ("Expected the MER toolkit's format: an .npz whose keys are splits ('train_corpus', "
                 "'test1_corpus', ...), each a dict name -> {'emo': str, 'val': float}")
@@ -303,16 +316,11 @@ def read_label_file(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, fl
         others = sorted(p.name for p in path.parent.glob("*.npz"))
         raise DataError(f"{path}: label file not found. Fix: pass label_file= one of {others} "
                         f"or create it. {expected}.")
-    try:
-        archive = np.load(path, allow_pickle=True)
-        keys = list(archive.files)
-    except Exception as exc:
-        raise DataError(f"{path}: not a readable .npz label file ({exc}). {expected}.") from exc
-    if not keys:
+    archive = _read_npz(path, expected)
+    if not archive:
         raise DataError(f"{path}: the label file is empty. {expected}.")
     corpus, valence, seen = {}, {}, {}
-    for split in keys:
-        value = archive[split]
+    for split, value in archive.items():
         items = value.item() if value.dtype == object and value.shape == () else None
         if not isinstance(items, dict):
             raise DataError(f"{path}: split '{split}' holds an array of shape {value.shape} and dtype "
@@ -328,11 +336,70 @@ def read_label_file(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, fl
                                 f"'{split}'. Fix: keep each sample in exactly one split.")
             seen[name] = split
             emos[str(name)] = emo.strip().lower()
-            val = entry.get("val")
-            if isinstance(val, (int, float)) and not isinstance(val, bool) and val != -10:
+            val = entry.get("val")  # a Python float, or a numpy scalar in some MERTools versions
+            if isinstance(val, numbers.Real) and not isinstance(val, bool) and val != -10:
                 valence[str(name)] = float(val)  # MER writes -10 for "no valence"
         corpus[split] = emos
     return corpus, valence
+
+
+def _read_npz(path: Path, expected: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz``, object arrays unpickled by :class:`_PlainDataUnpickler` (not
+    ``np.load(allow_pickle=True)``, which runs whatever code a crafted file names)."""
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                if not member.endswith(".npy"):
+                    continue
+                f = io.BytesIO(archive.read(member))  # label files are small
+                version = np.lib.format.read_magic(f)
+                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                dtype = reader(f)[2]
+                if dtype.hasobject:
+                    value = _PlainDataUnpickler(f, path, member).load()
+                else:
+                    f.seek(0)
+                    value = np.lib.format.read_array(f, allow_pickle=False)
+                arrays[member[: -len(".npy")]] = np.asarray(value)
+    except DataError:
+        raise
+    except Exception as exc:  # not a zip, a truncated member, a broken pickle...
+        raise DataError(f"{path}: not a readable .npz label file ({exc}). {expected}.") from exc
+    return arrays
+
+
+_MULTIARRAY = (getattr(np, "_core", None) or np.core).multiarray  # numpy >= 2 moved it to numpy._core
+# what np.save writes for an object array of plain data, under numpy 1's and numpy 2's module names
+_PICKLE_ALLOWED = {
+    **{(module, name): getattr(_MULTIARRAY, name)
+       for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+       for name in ("_reconstruct", "scalar")},
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, strings and numbers, and numpy's own reconstruction of the object
+    array that holds them; refuses every other class or function a pickle may name (os.system,
+    eval, ...: the ways a crafted file would run code on load)."""
+
+    def __init__(self, file, path: Path, member: str):
+        super().__init__(file)
+        self.where = f"{path} (member {member})"
+
+    def find_class(self, module: str, name: str):
+        try:
+            return _PICKLE_ALLOWED[(module, name)]
+        except KeyError:
+            raise DataError(
+                f"{self.where}: the label file's pickle asks for {module}.{name}; refused, since a MER "
+                "label file holds only dicts, strings and numbers and loading it could run code. Fix: "
+                "use the label file from the dataset's own source, or rewrite it as plain data "
+                "(np.savez(path, split=np.array({name: {'emo': ..., 'val': ...}}, dtype=object)))."
+            ) from None
 
 
 def resolve_classes(corpus: dict[str, dict[str, str]], path: Path,

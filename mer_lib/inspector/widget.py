@@ -17,7 +17,7 @@ from pathlib import Path
 import ipywidgets as widgets
 import numpy as np
 
-from ..config import FIGURES_DIR, PROJ_ROOT
+from ..config import FIGURES_DIR, resolve_path
 from ..data import DataError
 from .media import ClipMedia, load_media
 from .render import export_view, figure_png, media_figure
@@ -296,14 +296,6 @@ class Inspector:
                               if text else "")
 
 
-def resolve_path(path: str) -> Path | None:
-    """None for "", else the path (relative ones from the project root, as notebook parameters are)."""
-    if not path:
-        return None
-    p = Path(os.path.expanduser(path))
-    return p if p.is_absolute() else (PROJ_ROOT / p).resolve()
-
-
 def open_inspector(ctx, *, clips_dir: str = "", predictions_file: str = "", figures_dir: str = "",
                    start_at: str = "", with_video_only: bool = False) -> Inspector:
     """The inspector for a notebook's context (:func:`mer_lib.notebook.start`).
@@ -312,10 +304,13 @@ def open_inspector(ctx, *, clips_dir: str = "", predictions_file: str = "", figu
     ``figures_dir`` to ``mer_lib.config.FIGURES_DIR``; ``with_video_only`` starts with the "has a
     video file" filter on (for a label file that covers many more clips than ``clips_dir`` holds).
     """
-    predictions = resolve_path(predictions_file) or ctx.run_dir / "results" / "predictions.csv"
+    # paths as notebook parameters take them: relative ones from the project root; "" for the default
+    predictions = (resolve_path(predictions_file) if predictions_file
+                   else ctx.run_dir / "results" / "predictions.csv")
     data = load_inspector_data(ctx.data_root, label_file=ctx["label_file"], features=ctx.features,
                                prior_file=ctx.prior_file, predictions_file=predictions,
-                               clips_dir=resolve_path(clips_dir))
+                               clips_dir=resolve_path(clips_dir) if clips_dir else None)
     with_video = with_video_only and "with_video" not in unavailable_filters(data.table)
-    return Inspector(data, figures_dir=resolve_path(figures_dir) or FIGURES_DIR, start_at=start_at,
+    figures = resolve_path(figures_dir) if figures_dir else FIGURES_DIR
+    return Inspector(data, figures_dir=figures, start_at=start_at,
                      filters=Filters(with_video=with_video))
