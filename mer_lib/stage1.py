@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
-from .checkpoints import load_checkpoint, run_key, save_checkpoint, seed_everything
+from .checkpoints import Checkpointer, load_checkpoint, run_key, seed_everything
 from .data import Dataset
 from .devices import adam, autocast, reproducible, resolve_device
 from .losses import bdcl_loss
@@ -159,6 +159,7 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
              "history": [], "recent_states": [], "pseudo_idx": np.zeros(0, np.int64),
              "pseudo_labels": np.zeros(0, np.int64)}
     state = load_checkpoint(checkpoint, key, model, opt, rng) or state
+    checkpointer = Checkpointer(checkpoint, key)
 
     feats = feature_tensors(ds, device, modalities)
     labels = torch.as_tensor(ds.labels, device=device)
@@ -194,7 +195,7 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
         state["epoch"] = epoch
         if hasattr(epochs, "set_postfix"):
             epochs.set_postfix(val_f1=f"{val_scores['weighted_f1']:.1f}", pseudo=len(state["pseudo_idx"]), refresh=False)
-        save_checkpoint(checkpoint, key, model, opt, rng, state)
+        checkpointer.save(model, opt, rng, state, final=epoch == cfg.epochs - 1)
 
     if cfg.selection == "average":
         model.load_state_dict(_average_states(state["recent_states"]))

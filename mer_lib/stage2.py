@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import load_checkpoint, run_key, save_checkpoint, seed_everything, state_fingerprint
+from .checkpoints import Checkpointer, load_checkpoint, run_key, seed_everything, state_fingerprint
 from .data import Dataset
 from .devices import adam, autocast, reproducible, resolve_device
 from .metrics import classification_scores
@@ -180,6 +180,7 @@ def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_
     checkpoint = None if checkpoint_dir is None else Path(checkpoint_dir) / f"{tag}-{key[:12]}.pt"
     state = {"epoch": -1, "best_state": None, "best_val_f1": -1.0, "best_epoch": -1, "history": []}
     state = load_checkpoint(checkpoint, key, model, opt, rng) or state
+    checkpointer = Checkpointer(checkpoint, key)
     feats = feature_tensors(ds, device, model.modalities)
     labels = torch.as_tensor(ds.labels, device=device)
     # stage 1 is frozen and in eval mode: its latents and logits are constants, computed once
@@ -214,7 +215,7 @@ def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_
         state["epoch"] = epoch
         if hasattr(epochs, "set_postfix"):
             epochs.set_postfix(val_f1=f"{val['weighted_f1']:.1f}", refresh=False)
-        save_checkpoint(checkpoint, key, model, opt, rng, state)
+        checkpointer.save(model, opt, rng, state, final=epoch == cfg.epochs - 1)
     model.load_state_dict(state["best_state"])
     return Stage2Fit(model, state["best_epoch"], state["best_val_f1"], state["history"])
 

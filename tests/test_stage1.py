@@ -158,6 +158,7 @@ def test_pseudo_labels_are_scored_against_hidden_truth(ds):
 
 
 def test_killed_run_resumes_to_the_same_model(ds, tmp_path, monkeypatch):
+    monkeypatch.setenv("MER_LIB_CHECKPOINT_INTERVAL", "0")  # a checkpoint after every epoch
     train_idx = ds.indices(TRAIN_SPLIT)
     tr, va = stage1.validation_splits(ds.labels, train_idx, FAST, seed=0)[0]
     cfg = replace(FAST, pseudo_labels=True, pseudo_threshold=0.6)
