@@ -185,8 +185,7 @@ class Perception:
         if unknown:
             raise ValueError(f"Perception.plain: classes {unknown} are not in {list(classes)}")
         expressed = np.repeat(np.array([index[c] for c in shown.values()], dtype=np.int64)[:, None], 3, axis=1)
-        return cls(np.asarray(list(shown), dtype=str), tuple(classes), expressed.reshape(-1, 3),
-                   np.ones((len(shown), 3)))
+        return cls(np.asarray(list(shown), dtype=str), tuple(classes), expressed, np.ones((len(shown), 3)))
 
     def save(self, path: Path) -> None:
         with io.atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
