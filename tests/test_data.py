@@ -293,6 +293,9 @@ def test_demo_is_deterministic_and_kept(tmp_path):
     stamp = (a / "label-6way.npz").stat().st_mtime_ns
     make_demo_dataset(tmp_path / "a", scale="tiny", seed=1)  # exists: left alone
     assert (a / "label-6way.npz").stat().st_mtime_ns == stamp
+    (a / PERCEPTION_FILE).unlink()  # demo data from before the perception file: made again
+    make_demo_dataset(tmp_path / "a", scale="tiny", seed=1)
+    assert (a / PERCEPTION_FILE).exists() and (a / "label-6way.npz").stat().st_mtime_ns != stamp
     assert not list(tmp_path.glob(".*partial"))
 
 

@@ -243,10 +243,12 @@ def make_demo_dataset(root: str | Path = DATA_DIR / "demo", *, scale: str = "dem
                       signal: Signal = Signal(), overwrite: bool = False) -> Path:
     """Write the demo dataset to ``root`` (atomically: a killed run leaves no half dataset).
 
-    Returns ``root``. An existing dataset is kept unless ``overwrite``.
+    Returns ``root``. An existing dataset is kept unless ``overwrite``, except demo data written
+    before the perception file existed: the simulated MLLM cannot read it, so it is made again.
     """
     root = Path(root)
-    if (root / LABEL_FILE).exists() and not overwrite:
+    outdated_demo = (root / "demo-manifest.json").exists() and not (root / PERCEPTION_FILE).exists()
+    if (root / LABEL_FILE).exists() and not overwrite and not outdated_demo:
         return root
     if scale not in SCALES:
         raise ValueError(f"unknown demo scale '{scale}'; choose one of {sorted(SCALES)}")
