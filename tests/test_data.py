@@ -1,9 +1,11 @@
 """The MER-layout data layer: reading, validation errors, the packed cache and the demo generator."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mer_lib import config
@@ -17,7 +19,19 @@ from mer_lib.data import (
     scan_clips,
 )
 from mer_lib.data import packed as packed_mod
-from mer_lib.data.demo import FEATURES, MER_SEMI_TEST_COUNTS, MER_TRAIN_COUNTS
+from mer_lib.data.demo import (
+    _CUES_EN,
+    _FILLER,
+    EXTRA_LABEL_FILE,
+    EXTRA_PREFIX,
+    EXTRA_SHARES,
+    FEATURES,
+    MER_SEMI_TEST_COUNTS,
+    MER_TRAIN_COUNTS,
+    NOTHING,
+    PERCEPTION_FILE,
+    read_perception,
+)
 from tests.support.datasets import write_layout
 from tests.support.filesystem import simulate_read_only
 
@@ -208,14 +222,63 @@ def test_demo_has_mer_label_counts_and_planted_structure(tmp_path):
     assert counts.loc["train_corpus", list(MER_CLASSES)].tolist() == [tiny(MER_TRAIN_COUNTS[c], 0.1, 5) for c in MER_CLASSES]
     assert counts.loc["test_corpus", list(MER_CLASSES)].tolist() == [tiny(MER_SEMI_TEST_COUNTS[c], 0.25, 3) for c in MER_CLASSES]
     labelled = (ds.labels >= 0).sum()
-    assert (ds.splits == "unlabelled").sum() == round(1.5 * labelled)
     pool = ds.indices("unlabelled")
+    mer_pool = pool[~np.char.startswith(ds.names[pool], EXTRA_PREFIX)]  # the external set sits there until read
+    assert len(mer_pool) == round(1.5 * labelled)
     assert (ds.hidden_labels[pool] >= 0).all() and (ds.hidden_labels[ds.labels >= 0] == -1).all()
     english = ds.subtitles.loc[ds.names, "english"]
     assert english.str.len().gt(0).all()
     # planted informativeness: a nearest-centroid probe on the pool's truth ranks audio > video > text
-    acc = {m: _centroid_accuracy(ds.features[m][pool], ds.hidden_labels[pool]) for m in ds.modalities}
+    acc = {m: _centroid_accuracy(ds.features[m][mer_pool], ds.hidden_labels[mer_pool]) for m in ds.modalities}
     assert acc["audio"] > acc["video"] > acc["text"] > 1.5 / len(MER_CLASSES), acc
+
+
+def test_demo_perception_is_saved_aside_and_drives_features_and_subtitles(tiny_demo):
+    ds = load_dataset(tiny_demo, FEATURES, progress=False)
+    perception = read_perception(tiny_demo)
+    assert set(perception.names) == set(ds.names) and perception.classes == MER_CLASSES
+    with np.load(tiny_demo / PERCEPTION_FILE, allow_pickle=False) as f:  # no label, no underlying emotion in it
+        assert set(f.files) == {"names", "classes", "modalities", "expressed", "clarity", "difficulty"}
+        assert np.allclose(f["difficulty"], perception.difficulty, atol=1e-6)
+    nothing = perception.expressed == NOTHING
+    assert ((perception.clarity == 0) == nothing).all() and (perception.clarity <= 1).all()
+    assert 0.3 < nothing[:, 2].mean() < 0.5 and 0.05 < nothing[:, 1].mean() < 0.2  # plain words, blank faces
+    rows = np.array([perception.row(n) for n in ds.names])
+    # subtitles follow the text modality: a sentence of its emotion, plain filler where it shows nothing
+    text = perception.expressed[rows, 2]
+    english = ds.subtitles.loc[ds.names, "english"].to_numpy()
+    filler = {en for en, _ in _FILLER}
+    assert all((e in filler) if t == NOTHING else (e in _CUES_EN[MER_CLASSES[t]]) for e, t in zip(english, text))
+    # features follow what the face shows: a blank face's video features carry no class
+    video = perception.expressed[rows, 1]
+    clear, blank = (video >= 0) & (perception.clarity[rows, 1] > 0.4), video == NOTHING
+    truth = np.where(ds.labels >= 0, ds.labels, ds.hidden_labels)
+    x = (ds.features["video"] - ds.features["video"].mean(0)) / ds.features["video"].std(0)
+    centroids = np.stack([x[clear & (video == c)].mean(0) for c in range(len(MER_CLASSES))])
+    said = ((x[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
+    assert (said[clear] == video[clear]).mean() > 0.6 and (said[blank] == truth[blank]).mean() < 0.35
+    # and the human label is mostly the emotion the clip shows: a label noise, not a different clip
+    labelled = ds.labels >= 0
+    majority = np.array([np.bincount(e[e >= 0], minlength=6).argmax() if (e >= 0).any() else -1
+                         for e in perception.expressed[rows[labelled]]])
+    assert (majority == ds.labels[labelled]).mean() > 0.85
+
+
+def test_demo_external_labelled_set(tiny_demo):
+    extra = pd.read_csv(tiny_demo / EXTRA_LABEL_FILE)
+    assert list(extra.columns) == ["name", "discrete"] and extra["name"].str.startswith(EXTRA_PREFIX).all()
+    corpus, _ = read_label_file(tiny_demo / "label-6way.npz")
+    assert not set(extra["name"]) & {n for items in corpus.values() for n in items}
+    train = sum(max(5, round(MER_TRAIN_COUNTS[c] * 0.1)) for c in MER_CLASSES)
+    assert extra["discrete"].value_counts().to_dict() == {c: max(3, round(s * train)) for c, s in EXTRA_SHARES.items()}
+    ds = load_dataset(tiny_demo, FEATURES, progress=False)  # features in the same folders
+    rows = {n: i for i, n in enumerate(ds.names)}
+    truth = ds.hidden_labels[[rows[n] for n in extra["name"]]]
+    agree = (truth == [MER_CLASSES.index(c) for c in extra["discrete"]]).mean()
+    assert 0.7 < agree < 0.9  # the automatic annotator is noisier than the human labels (94 %)
+    manifest = json.loads((tiny_demo / "demo-manifest.json").read_text())
+    assert manifest["extra"]["total"] == len(extra) and manifest["extra"]["label_file"] == EXTRA_LABEL_FILE
+    assert manifest["perception_file"]["path"] == PERCEPTION_FILE
 
 
 def _centroid_accuracy(x, y):
@@ -234,6 +297,9 @@ def test_demo_is_deterministic_and_kept(tmp_path):
     stamp = (a / LABEL_FILE).stat().st_mtime_ns
     make_demo_dataset(tmp_path / "a", scale="tiny", seed=1)  # exists: left alone
     assert (a / LABEL_FILE).stat().st_mtime_ns == stamp
+    (a / PERCEPTION_FILE).unlink()  # demo data from before the perception file: made again
+    make_demo_dataset(tmp_path / "a", scale="tiny", seed=1)
+    assert (a / PERCEPTION_FILE).exists() and (a / LABEL_FILE).stat().st_mtime_ns != stamp
     assert not list(tmp_path.glob(".*partial"))
 
 

@@ -383,7 +383,7 @@ def test_demo_with_planted_disagreements_and_no_video(tiny_demo, tmp_path):
     planted = sorted(str(n) for n in names[::17])  # these priors name the next class instead of the truth
     for name in planted:
         truth[name] = CLASSES[(CLASSES.index(truth[name]) + 1) % len(CLASSES)]
-    backend = make_backend("simulated", truth=truth, seed=0, class_accuracy=dict.fromkeys(CLASSES, 1.0))
+    backend = make_backend("simulated", shown=truth, seed=0, accuracy=1.0)
     generate_for_dataset(data0.dataset, backend, tmp_path / "priors.jsonl", show_progress=False)
 
     data = load_inspector_data(tiny_demo, features=FEATURES, prior_file=tmp_path / "priors.jsonl")

@@ -125,7 +125,8 @@ def test_replay_of_merr_json(tmp_path):
 def test_replay_of_our_own_store_reproduces_the_answers(tmp_path):
     names = [f"s{i}" for i in range(12)]
     ds = small_dataset(names, [MER_CLASSES[i % 6] for i in range(12)])
-    generate_for_dataset(ds, make_backend("simulated", dataset=ds, seed=4), tmp_path / "a.jsonl", show_progress=False)
+    backend = make_backend("simulated", shown=dict(zip(names, (MER_CLASSES[i % 6] for i in range(12)))), seed=4)
+    generate_for_dataset(ds, backend, tmp_path / "a.jsonl", show_progress=False)
     replayed = generate_for_dataset(ds, make_backend("replay", path=tmp_path / "a.jsonl"), tmp_path / "b.jsonl",
                                     show_progress=False)
     assert replayed["done"] == 12

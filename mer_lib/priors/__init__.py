@@ -15,7 +15,7 @@ Modules: :mod:`.schema` (the record), :mod:`.facs` (AUs and support sets), :mod:
 :mod:`.backends` (gemini, openai, offline, simulated, replay), :mod:`.store` (JSONL store),
 :mod:`.run` (selection, retries, concurrency), :mod:`.reliability`, :mod:`.texts`.
 """
-from .backends import BACKEND_KINDS, Backend, backend_from_parameters, make_backend, truth_from_dataset
+from .backends import BACKEND_KINDS, Backend, backend_from_parameters, make_backend
 from .facs import AU_SUPPORT_SETS, EMFACS_PROTOTYPES, FACS_NAMES, au_consistency, best_matching_emotion
 from .keys import MissingAPIKey
 from .prompt import PROMPT_VERSION, build_prompt
@@ -38,7 +38,7 @@ __all__ = [  # noqa: RUF022 (grouped by what they are for, not alphabetically)
     "Prior", "ActionUnit", "AudioCues", "MalformedAnswer", "answer_json_schema", "FACS_NAMES",
     "AU_SUPPORT_SETS", "EMFACS_PROTOTYPES", "au_consistency", "best_matching_emotion",
     # generating priors
-    "BACKEND_KINDS", "Backend", "make_backend", "backend_from_parameters", "truth_from_dataset", "MissingAPIKey", "PROMPT_VERSION",
+    "BACKEND_KINDS", "Backend", "make_backend", "backend_from_parameters", "MissingAPIKey", "PROMPT_VERSION",
     "build_prompt", "RetryPolicy", "generate_for_dataset", "select_samples",
     # reading them
     "PriorStoreError", "load_priors", "latest_status", "read_records", "prior_texts", "prior_weights",

@@ -10,7 +10,7 @@ from .base import (
     TransientError,
     classify_exception,
 )
-from .simulated import PAPER_GEMINI_FLASH_CLASS_ACCURACY, SimulatedBackend, truth_from_dataset
+from .simulated import PAPER_GEMINI_FLASH_CLASS_ACCURACY, SimulatedBackend
 
 BACKEND_KINDS = ("simulated", "gemini", "openai", "offline", "replay")
 
@@ -18,8 +18,9 @@ BACKEND_KINDS = ("simulated", "gemini", "openai", "offline", "replay")
 def make_backend(kind: str, **options) -> Backend:
     """A back-end by name, with its options (all plain literals, so papermill can pass them).
 
-    - ``"simulated"``: ``dataset=`` (truth from its labels and hidden pool labels) or ``truth=
-      {name: class}``; ``seed``, ``class_accuracy``, ``modality_weights``, ``concentration``.
+    - ``"simulated"``: ``dataset=`` generated demo data (reads its ``perception.npz``, never a
+      label) or ``shown={name: class}`` (planted clips that plainly show that class); ``seed``,
+      ``accuracy``, ``error_sharing``, ``r_informativeness``, ``modality_weights``, ``concentration``.
     - ``"gemini"``: ``model="gemini-2.0-flash"``, ``timeout_s``, ``temperature``,
       ``inline_max_bytes``, ``file_active_timeout_s``, ``base_url`` (tests); key from
       GEMINI_API_KEY / GOOGLE_API_KEY.
@@ -37,10 +38,12 @@ def make_backend(kind: str, **options) -> Backend:
                              "(GEMINI_API_KEY / GOOGLE_API_KEY / OPENAI_API_KEY).")
     if kind == "simulated":
         dataset = options.pop("dataset", None)
-        truth = options.pop("truth", None)
-        if (dataset is None) == (truth is None):
-            raise ValueError("make_backend('simulated') needs exactly one of dataset= or truth=.")
-        return SimulatedBackend(truth_from_dataset(dataset) if dataset is not None else truth, **options)
+        shown = options.pop("shown", None)
+        if (dataset is None) == (shown is None):
+            raise ValueError("make_backend('simulated') needs exactly one of dataset= (generated demo data) "
+                             "or shown={name: class} (planted clips).")
+        return SimulatedBackend.from_dataset(dataset, **options) if dataset is not None else \
+            SimulatedBackend(shown, **options)
     if kind == "gemini":
         from .gemini import GeminiBackend
         return GeminiBackend(**options)
@@ -73,5 +76,5 @@ def backend_from_parameters(kind: str, *, dataset, seed: int = 0, model: str = "
 
 
 __all__ = ["BACKEND_KINDS", "PAPER_GEMINI_FLASH_CLASS_ACCURACY", "Backend", "BackendAnswer", "CallError",
-           "ClipRequest", "PermanentError", "backend_from_parameters", "SimulatedBackend", "TransientError", "classify_exception",
-           "make_backend", "truth_from_dataset"]
+           "ClipRequest", "PermanentError", "SimulatedBackend", "TransientError", "backend_from_parameters",
+           "classify_exception", "make_backend"]

@@ -1,42 +1,73 @@
-"""Simulated priors for the demo dataset: well-formed, deterministic, and as right as the paper's Gemini.
+"""A simulated MLLM for the demo: it reads what each clip shows, never a label, so it can be wrong
+where a real one would be.
 
-No model reads the demo's synthetic clips (there are none), so this back-end stands in for one:
-- c* agrees with the truth at per-class rates given as input; the default is the paper's Table 1
-  row for Gemini-2.0-flash (neutral 54, angry 82, happy 92, sad 92, worried 50, surprise 61 %).
-  A wrong c* goes to the truth's confusable neighbour (the demo's confusion map) 60 % of the time,
-  else to any other class;
-- the AU list is drawn from the *chosen* emotion's support set S_c (each AU kept with
-  probability 0.85, at least one), plus sometimes an incidental AU (lips part, blink, ...).
-  Optionally (``truth_aus_when_wrong`` > 0) a share of the wrong answers take their AUs from the
-  truth's support set instead: a model that saw the face right but named it wrong. Such priors
-  are AU-inconsistent, which gives the AU-consistency filter something to find; the default 0
-  keeps every prior self-consistent;
-- I_V, I_A and I_T carry the chosen emotion's cues in words (FACS names, prosody words, a
-  reading of the subtitle), so stage 2 can learn from the prior's content: that is the signal
-  the demo plants;
-- the contributions R favour the informative modality (on the demo audio > video > text), drawn
-  from a Dirichlet around ``modality_weights``.
+The demo generator (:mod:`mer_lib.data.demo`) plants, per clip and per modality, which emotion the
+modality expresses and how clearly, and saves it as ``perception.npz``; that file (no label, no
+underlying emotion) is all this back-end reads. Per clip:
 
-Everything about one clip is drawn from a generator seeded by (seed, sample name), so a clip's
-prior does not depend on which other clips are asked, in which order or with what concurrency.
+- **c***: its own noisy view of each modality, ``seen_m = clarity_m * onehot(expressed_m) +
+  noise_scale * N(0, I)``, summed over modalities (plus a pull towards neutral when nothing shows
+  clearly: "I see no emotion"); c* is the best class. With probability ``independent_error`` the
+  answer is then replaced by another class at random, an error unrelated to the clip. Both come
+  from three knobs, ``accuracy`` (target mean per-class accuracy against human labels; default the
+  paper's Gemini-2.0-flash row, 71.8 %), ``error_sharing`` (1: all the error is in the noisy
+  reading, so it falls on the ambiguous clips; 0: the reading is noiseless and the rest of the
+  error is unrelated to the clip, except on the clips whose content itself points elsewhere,
+  which no reader of the content gets right), and the generator's settings: :func:`calibrate`
+  solves them on fresh clips drawn the way the generator draws labelled clips, never on a
+  dataset's labels.
+- **R**: ``r_informativeness`` mixes R read from the clip (each modality's seen support for c*,
+  normalised: the modalities that show the emotion) with a Dirichlet draw around fixed
+  ``modality_weights`` (0: R says nothing about the clip, as the old simulation did).
+- **I_V**: AUs of the face as perceived: a clear face gives most of its expressed emotion's
+  support set S_c, a faint one a few, a blank or masked face none (an incidental blink at most).
+  A face that shows another emotion than c*, or nothing while c* is an emotion, makes the prior
+  AU-inconsistent: the reliability filter has something real to find.
+- **I_A, I_T**: prosody words of the voice as perceived and a reading of the subtitle as perceived
+  (the subtitle itself was written from the text modality's content); generic words where the
+  modality shows nothing, and more of them the fainter it is.
+
+Everything about one clip is drawn from a generator seeded by (seed, sample name), in a fixed
+order, so a clip's prior does not depend on which other clips are asked, in which order, with what
+concurrency, or on the knobs that do not concern that part of it.
 """
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Mapping
+from functools import lru_cache
 
 import numpy as np
 
+from ...config import MER_CLASSES
+from ...data.demo import (
+    NOTHING,
+    PERCEIVED_MODALITIES,
+    Perception,
+    Signal,
+    read_perception,
+    shown_evidence,
+    simulate_annotated_clips,
+)
 from ..facs import AU_SUPPORT_SETS, FACS_NAMES
 from .base import Backend, BackendAnswer, ClipRequest, PermanentError
 
-# Inputs of the simulation (the paper's Table 1, Gemini-2.0-flash row), not results.
+# The paper's Table 1, Gemini-2.0-flash row (rounded): what the default accuracy aims at, and the
+# reference the measured per-class accuracies are printed next to. Not an input per class: the
+# per-class pattern comes from what the clips show.
 PAPER_GEMINI_FLASH_CLASS_ACCURACY = {"neutral": 0.54, "angry": 0.82, "happy": 0.92, "sad": 0.92,
                                      "worried": 0.50, "surprise": 0.61}
-# Where a wrong answer goes most often: the class annotators confuse (mer_lib.data.demo.CONFUSION).
-CONFUSABLE = {"neutral": "worried", "angry": "sad", "happy": "surprise", "sad": "worried",
-              "worried": "sad", "surprise": "happy"}
+PAPER_GEMINI_FLASH_MEAN_ACCURACY = float(np.mean(list(PAPER_GEMINI_FLASH_CLASS_ACCURACY.values())))  # 0.718
+SIMULATION_VERSION = 2  # 2: reads perceived content (1 read the label); part of the store key
+NEUTRAL_WHEN_UNCLEAR = 0.5  # pull towards neutral of a clip that shows nothing clearly, x (1 - max clarity)
+AU_SEEN = (0.2, 0.8)  # P(an AU of the expressed emotion's S_c is reported) = a + b * clarity of the face
+CUE_SEEN = (0.2, 0.8)  # P(a cue word comes from the expressed emotion, not generic) = a + b * clarity
 INCIDENTAL_AUS = (25, 45, 17, 14, 43)  # lips part, blink, chin raiser, dimpler, eyes closed
+INCIDENTAL_RATE = 0.3
+R_FLOOR = 0.02  # support every modality keeps in R read from the clip (no exact zero weight)
+CALIBRATION_CLIPS_PER_CLASS = 3000  # MC sample for calibrate(): accuracy to about +-0.4 points
+CALIBRATION_SEED = 20240
 
 # Per-emotion cues in words: (pitch level, pitch variation, loudness, speech rate, voice quality,
 # other vocal cues, facial description, reading of the words). Two phrasings each, picked at random.
@@ -72,102 +103,190 @@ _CUES = {
                  ("The words express astonishment at something unexpected.",
                   "The words are an incredulous question.")),
 }
+# What a modality that shows nothing (or too faintly) yields, field by field as in _CUES.
 _GENERIC_CUES = (("medium",), ("moderate",), ("moderate",), ("moderate",), ("ordinary",),
                  ("No distinctive vocal cues.",), ("An unremarkable expression.",),
                  ("The words carry little emotional meaning.",))
+_HIDDEN_FACE = ("The face is blank and gives nothing away.", "The face is turned away or partly covered.")
+_AUDIO_FIELDS = ("pitch_level", "pitch_variation", "loudness", "speech_rate", "voice_quality", "description")
+_AUDIO, _VIDEO, _TEXT = (PERCEIVED_MODALITIES.index(m) for m in ("audio", "video", "text"))
 
 
 class SimulatedBackend(Backend):
-    """Simulated Gemini-like priors from known truth (see the module docstring)."""
+    """A simulated MLLM that reads perceived content only (see the module docstring).
+
+    ``perception``: a :class:`~mer_lib.data.demo.Perception` (from ``perception.npz``), or
+    ``{name: class}`` for clips that plainly show that class in every modality (planted clips for
+    tests and tools without demo data).
+    """
     kind = "simulated"
     inline = True
 
-    def __init__(self, truth: Mapping[str, str], *, seed: int = 0,
-                 class_accuracy: Mapping[str, float] = PAPER_GEMINI_FLASH_CLASS_ACCURACY,
-                 default_accuracy: float = 0.75,
+    def __init__(self, perception: Perception | Mapping[str, str], *, seed: int = 0,
+                 accuracy: float = PAPER_GEMINI_FLASH_MEAN_ACCURACY, error_sharing: float = 1.0,
+                 r_informativeness: float = 1.0,
                  modality_weights: tuple[float, float, float] = (0.45, 0.35, 0.20),
-                 concentration: float = 30.0, truth_aus_when_wrong: float = 0.0,
-                 model: str = "simulated-gemini-2.0-flash"):
-        self.truth = dict(truth)  # sample name -> true class name
+                 concentration: float = 30.0, model: str = "simulated-gemini-2.0-flash"):
+        for knob, value in (("accuracy", accuracy), ("error_sharing", error_sharing),
+                            ("r_informativeness", r_informativeness)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"simulated back-end: {knob}={value} is not in [0, 1]")
+        self.perception = perception if isinstance(perception, Perception) else Perception.plain(perception)
         self.seed = seed
-        self.class_accuracy = dict(class_accuracy)  # P(c* = truth | truth = c)
-        self.default_accuracy = default_accuracy  # for classes not in class_accuracy
-        self.modality_weights = tuple(modality_weights)  # mean (audio, video, text) contribution
-        self.concentration = concentration  # Dirichlet concentration around modality_weights
-        self.truth_aus_when_wrong = truth_aus_when_wrong  # P(AUs from the truth's set | c* wrong)
+        self.accuracy = float(accuracy)  # target mean per-class accuracy of c* against human labels
+        self.error_sharing = float(error_sharing)  # 1: errors fall on ambiguous clips; 0: unrelated to the clip
+        self.r_informativeness = float(r_informativeness)  # 1: R read from the clip; 0: R a random draw
+        self.modality_weights = tuple(modality_weights)  # mean (audio, video, text) of the random R
+        self.concentration = concentration  # Dirichlet concentration of the random R
         self.model = model
+        self.noise_scale, self.independent_error = calibrate(self.accuracy, self.error_sharing,
+                                                             self.perception.signal)
+
+    @classmethod
+    def from_dataset(cls, dataset, **options) -> SimulatedBackend:
+        """Reads ``<dataset.root>/perception.npz``; a dataset without one is not demo data (clear error)."""
+        return cls(read_perception(dataset.root), **options)
 
     def settings(self) -> dict:
-        return {"seed": self.seed, "class_accuracy": self.class_accuracy,
-                "default_accuracy": self.default_accuracy, "modality_weights": self.modality_weights,
-                "concentration": self.concentration, "truth_aus_when_wrong": self.truth_aus_when_wrong}
+        return {"simulation": SIMULATION_VERSION, "seed": self.seed, "accuracy": self.accuracy,
+                "error_sharing": self.error_sharing, "r_informativeness": self.r_informativeness,
+                "modality_weights": self.modality_weights, "concentration": self.concentration,
+                "noise_scale": round(self.noise_scale, 6), "independent_error": round(self.independent_error, 6)}
 
     def fingerprint(self, request: ClipRequest) -> str | None:
-        return self.truth.get(request.name)
+        row = self.perception.row(request.name)
+        if row is None:
+            return None
+        return json.dumps({"classes": self.perception.classes,
+                           "expressed": self.perception.expressed[row].tolist(),
+                           "clarity": np.round(self.perception.clarity[row], 6).tolist()})
 
     def generate(self, request: ClipRequest) -> BackendAnswer:
-        true = self.truth.get(request.name)
-        if true is None:
-            raise PermanentError(f"simulated back-end: no truth for sample '{request.name}'. Fix: build it "
-                                 "with make_backend('simulated', dataset=...) or pass truth={name: class}.")
-        classes = request.classes
+        p = self.perception
+        row = p.row(request.name)
+        if row is None:
+            raise PermanentError(f"simulated back-end: no perceived content for sample '{request.name}' in "
+                                 f"{p.source}. Fix: regenerate the demo data (python -m mer_lib.data "
+                                 "--overwrite), or pass shown={name: class} for planted clips.")
+        classes = p.classes
+        allowed = np.array([c in request.classes for c in classes])
+        if not allowed.any():
+            raise PermanentError(f"simulated back-end: none of the perceived classes {list(classes)} is "
+                                 f"among the requested {list(request.classes)}")
+        expressed, clarity = p.expressed[row], p.clarity[row]
         rng = np.random.default_rng([self.seed, zlib.crc32(request.name.encode("utf-8"))])
-        emotion = self._choose_emotion(true, classes, rng)
-        cues = _CUES.get(emotion, _GENERIC_CUES)
+        # fixed draw order: the decision's noise first, so the knobs below never shift it
+        noise = rng.normal(size=(3, len(classes)))
+        replace_draw, replace_pick = rng.random(), rng.random()
+        random_r = rng.dirichlet(self.concentration * np.asarray(self.modality_weights))
+
+        shown = shown_evidence(expressed, clarity, len(classes))  # (3, C)
+        seen, score = read_clip(shown, noise, self.noise_scale, _neutral_index(classes))
+        score = np.where(allowed, score, -np.inf)
+        choice = int(score.argmax())
+        others = np.flatnonzero(allowed & (np.arange(len(classes)) != choice))
+        if replace_draw < self.independent_error and len(others):
+            choice = int(others[int(replace_pick * len(others))])  # an error unrelated to the clip
+        emotion = classes[choice]
+        support = np.clip(seen[:, choice], 0.0, None) + R_FLOOR  # how much each modality showed c*
+        w_audio, w_visual, w_text = (self.r_informativeness * support / support.sum()
+                                     + (1 - self.r_informativeness) * random_r)
 
         def pick(options):
             return options[int(rng.integers(len(options)))]
 
-        seen = true if emotion != true and rng.random() < self.truth_aus_when_wrong else emotion
-        aus = self._draw_aus(seen, rng)
-        audio_words = [pick(options) for options in cues[:6]]
-        w_audio, w_visual, w_text = rng.dirichlet(self.concentration * np.asarray(self.modality_weights))
+        def cues_of(m: int):
+            """The cue table of what modality m shows, or None (shows nothing, or too faintly this time)."""
+            shows = expressed[m] != NOTHING and rng.random() < CUE_SEEN[0] + CUE_SEEN[1] * clarity[m]
+            return _CUES.get(classes[expressed[m]]) if shows else None
+
+        aus = _face_aus(expressed[_VIDEO], clarity[_VIDEO], classes, rng)
+        audio_words = [pick((cues_of(_AUDIO) or _GENERIC_CUES)[k]) for k in range(6)]
+        face = pick(_HIDDEN_FACE) if expressed[_VIDEO] == NOTHING else pick((cues_of(_VIDEO) or _GENERIC_CUES)[6])
+        reading = pick((cues_of(_TEXT) or _GENERIC_CUES)[7])
         subtitle = request.subtitle_english.strip()
-        reading = pick(cues[7])
         text_semantics = f'The speaker says "{subtitle}". {reading}' if subtitle else \
             f"There is no subtitle. {reading}"
         au_words = ", ".join(FACS_NAMES[a["au"]].lower() for a in aus) or "no marked facial action"
         answer = {
             "visual_aus": aus,
-            "visual_description": pick(cues[6]),
-            "audio": dict(zip(("pitch_level", "pitch_variation", "loudness", "speech_rate",
-                               "voice_quality", "description"), audio_words)),
+            "visual_description": face,
+            "audio": dict(zip(_AUDIO_FIELDS, audio_words)),
             "text_semantics": text_semantics,
             "w_visual": float(w_visual), "w_audio": float(w_audio), "w_text": float(w_text),
             "emotion": emotion,
-            "rationale": (f"The face shows {au_words}, and the voice is {audio_words[2]} with "
-                          f"{audio_words[0]} pitch, which together suggest {emotion}."),
+            "rationale": (f"The face shows {au_words}, the voice is {audio_words[2]} with {audio_words[0]} "
+                          f"pitch, and {reading[0].lower()}{reading[1:-1]}; together they suggest {emotion}."),
         }
         return BackendAnswer(answer=answer)
 
-    def _choose_emotion(self, true: str, classes: tuple[str, ...], rng) -> str:
-        accuracy = self.class_accuracy.get(true, self.default_accuracy)
-        if rng.random() < accuracy or len(classes) < 2:
-            return true
-        others = [c for c in classes if c != true]
-        neighbour = CONFUSABLE.get(true)
-        if neighbour in others and rng.random() < 0.6:
-            return neighbour
-        return others[int(rng.integers(len(others)))]
 
-    @staticmethod
-    def _draw_aus(emotion: str, rng) -> list[dict]:
-        support = sorted(AU_SUPPORT_SETS.get(emotion, ()))
-        chosen = [au for au in support if rng.random() < 0.85]
-        if support and not chosen:
-            chosen = [support[int(rng.integers(len(support)))]]
-        if rng.random() < 0.3:
-            extra = INCIDENTAL_AUS[int(rng.integers(len(INCIDENTAL_AUS)))]
-            if extra not in chosen:
-                chosen.append(extra)
-        return [{"au": au, "intensity": round(float(rng.uniform(1.0, 4.5)), 1),
-                 "evidence": f"{FACS_NAMES[au].lower()} visible"} for au in chosen]
+def read_clip(shown: np.ndarray, noise: np.ndarray, noise_scale: float, neutral: int | None):
+    """The simulated MLLM's reading of clips: ``(seen, score)``.
+
+    ``shown`` (..., 3, C): clarity on each modality's expressed class; ``noise`` the same shape,
+    standard normal. ``seen`` is its noisy view per modality, ``score`` (..., C) their sum plus a
+    pull towards neutral when nothing shows clearly; c* is the best score.
+    """
+    seen = shown + noise_scale * noise
+    score = seen.sum(axis=-2)
+    if neutral is not None:
+        score[..., neutral] += NEUTRAL_WHEN_UNCLEAR * (1.0 - shown.max(axis=(-2, -1)))
+    return seen, score
 
 
-def truth_from_dataset(dataset) -> dict[str, str]:
-    """``{name: class}`` from a dataset's labels, and from ``hidden_labels`` for the unlabelled
-    pool where the demo keeps its truth aside (never used to train, only to simulate and score)."""
-    labels = np.asarray(dataset.labels)
-    if dataset.hidden_labels is not None:
-        labels = np.where(labels >= 0, labels, np.asarray(dataset.hidden_labels))
-    return {str(n): dataset.classes[int(y)] for n, y in zip(dataset.names, labels) if y >= 0}
+@lru_cache(maxsize=64)
+def calibrate(accuracy: float, error_sharing: float, signal: Signal) -> tuple[float, float]:
+    """``(noise_scale, independent_error)`` that give c* a mean per-class accuracy of ``accuracy``
+    against human labels, with ``error_sharing`` of the noise in the reading of the clip.
+
+    Measured on fresh clips drawn the way :mod:`mer_lib.data.demo` draws human-labelled clips under
+    ``signal`` (balanced classes, so accuracy is mean per-class accuracy), never on a dataset: the
+    back-end reads no label, not even to calibrate. The noise scale that alone gives ``accuracy`` is
+    found by bisection (common random numbers keep the curve smooth); ``error_sharing`` scales it;
+    the remaining error is answers replaced at random. A target above what a noiseless reader of the
+    content reaches (mean per-class accuracy about 88 % on the default demo) gives the noiseless reader.
+    """
+    C = len(MER_CLASSES)
+    rng = np.random.default_rng(CALIBRATION_SEED)
+    annotated = np.repeat(np.arange(C), CALIBRATION_CLIPS_PER_CLASS)
+    expressed, clarity = simulate_annotated_clips(annotated, signal, rng)
+    shown = shown_evidence(expressed, clarity, C)
+    noise = rng.normal(size=shown.shape)
+    neutral = _neutral_index(MER_CLASSES)
+
+    def accuracy_at(scale: float) -> float:
+        return float((read_clip(shown, noise, scale, neutral)[1].argmax(-1) == annotated).mean())
+
+    lo, hi = 0.0, 10.0
+    if accuracy >= accuracy_at(lo):
+        hi = 0.0
+    for _ in range(40):
+        if hi - lo < 1e-4:
+            break
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if accuracy_at(mid) > accuracy else (lo, mid)
+    noise_scale = error_sharing * hi
+    reading = accuracy_at(noise_scale)
+    # replacing an answer by another class at random leaves it right with probability 1/(C-1) if it was wrong
+    denominator = reading - (1 - reading) / (C - 1)
+    independent_error = float(np.clip((reading - accuracy) / denominator, 0.0, 1.0)) if denominator > 0 else 0.0
+    return noise_scale, independent_error
+
+
+def _neutral_index(classes) -> int | None:
+    return list(classes).index("neutral") if "neutral" in classes else None
+
+
+def _face_aus(expressed: int, clarity: float, classes, rng) -> list[dict]:
+    """AUs of the face as perceived: each AU of its expressed emotion's S_c with a probability that
+    grows with the face's clarity; none for a face that shows nothing; sometimes an incidental AU."""
+    support = sorted(AU_SUPPORT_SETS.get(classes[expressed], ())) if expressed != NOTHING else []
+    seen = rng.random(len(support)) < AU_SEEN[0] + AU_SEEN[1] * clarity
+    chosen = [au for au, s in zip(support, seen) if s]
+    if rng.random() < INCIDENTAL_RATE:
+        extra = INCIDENTAL_AUS[int(rng.integers(len(INCIDENTAL_AUS)))]
+        if extra not in chosen:
+            chosen.append(extra)
+    return [{"au": au, "intensity": round(float(1.0 + 3.5 * clarity * rng.uniform(0.6, 1.0)), 1),
+             "evidence": f"{FACS_NAMES[au].lower()} visible"} for au in chosen]
