@@ -60,11 +60,12 @@ def make_backend(kind: str, **options) -> Backend:
 
 
 def backend_from_parameters(kind: str, *, dataset, seed: int = 0, model: str = "", base_url: str = "",
-                            replay_path: str = "") -> Backend:
+                            replay_path: str = "", simulation: dict | None = None) -> Backend:
     """The back-end notebook 01 names, from its flat parameters (empty strings mean "not given"):
-    each kind takes the options it needs and ignores the rest."""
+    each kind takes the options it needs and ignores the rest; ``simulation``: the simulated
+    back-end's knobs (``accuracy``, ``error_sharing``, ``r_informativeness``)."""
     options = {
-        "simulated": dict(dataset=dataset, seed=seed),
+        "simulated": dict(dataset=dataset, seed=seed, **(simulation or {})),
         "gemini": dict(model=model or "gemini-2.0-flash"),
         "openai": dict(model=model, base_url=base_url or None),
         "offline": {},
