@@ -19,13 +19,17 @@ underlying emotion) is all this back-end reads. Per clip:
 - **R**: ``r_informativeness`` mixes R read from the clip (each modality's seen support for c*,
   normalised: the modalities that show the emotion) with a Dirichlet draw around fixed
   ``modality_weights`` (0: R says nothing about the clip, as the old simulation did).
-- **I_V**: AUs of the face as perceived: a clear face gives most of its expressed emotion's
-  support set S_c, a faint one a few, a blank or masked face none (an incidental blink at most).
-  A face that shows another emotion than c*, or nothing while c* is an emotion, makes the prior
-  AU-inconsistent: the reliability filter has something real to find.
-- **I_A, I_T**: prosody words of the voice as perceived and a reading of the subtitle as perceived
-  (the subtitle itself was written from the text modality's content); generic words where the
-  modality shows nothing, and more of them the fainter it is.
+- **I_V, I_A, I_T** come from what the back-end itself read in each modality, so its misreadings
+  reach the texts stage 2 embeds, as a real MLLM's do: per modality, the class its noisy view
+  ``seen_m`` puts first (nothing when that view stays under ``SEEN_FLOOR``) and how strongly.
+  An error unrelated to the clip is a hallucinated reading: every modality described as c*.
+  - I_V: AUs of the face as read: a clear reading gives most of that emotion's support set S_c, a
+    faint one a few, a face read as showing nothing none (an incidental blink at most). A face read
+    as another emotion than c*, or as nothing while c* is an emotion, makes the prior
+    AU-inconsistent: the reliability filter has something real to find.
+  - I_A, I_T: prosody words of the voice as read and a reading of the subtitle (the subtitle itself
+    was written from the text modality's content); generic words where the back-end read nothing,
+    and more of them the fainter its reading.
 
 Everything about one clip is drawn from a generator seeded by (seed, sample name), in a fixed
 order, so a clip's prior does not depend on which other clips are asked, in which order, with what
@@ -61,11 +65,13 @@ PAPER_GEMINI_FLASH_CLASS_ACCURACY = {"neutral": 0.54, "angry": 0.82, "happy": 0.
 PAPER_GEMINI_FLASH_MEAN_ACCURACY = float(np.mean(list(PAPER_GEMINI_FLASH_CLASS_ACCURACY.values())))  # 0.718
 SIMULATION_VERSION = 2  # 2: reads perceived content (1 read the label); part of the store key
 NEUTRAL_WHEN_UNCLEAR = 0.5  # pull towards neutral of a clip that shows nothing clearly, x (1 - max clarity)
-AU_SEEN = (0.2, 0.8)  # P(an AU of the expressed emotion's S_c is reported) = a + b * clarity of the face
-CUE_SEEN = (0.2, 0.8)  # P(a cue word comes from the expressed emotion, not generic) = a + b * clarity
+AU_SEEN = (-0.1, 1.1)  # P(an AU of the S_c of the emotion read in the face is reported) = a + b * strength
+CUE_SEEN = (-0.1, 1.1)  # P(a cue word comes from the emotion read, not generic) = a + b * strength
 INCIDENTAL_AUS = (25, 45, 17, 14, 43)  # lips part, blink, chin raiser, dimpler, eyes closed
 INCIDENTAL_RATE = 0.3
 R_FLOOR = 0.02  # support every modality keeps in R read from the clip (no exact zero weight)
+SEEN_FLOOR = 0.35  # a modality whose noisy view stays under this reads as showing nothing
+HALLUCINATED_CLARITY = 0.7  # how strongly a hallucinated reading describes c* in every modality
 CALIBRATION_CLIPS_PER_CLASS = 3000  # MC sample for calibrate(): accuracy to about +-0.4 points
 CALIBRATION_SEED = 20240
 
@@ -185,9 +191,11 @@ class SimulatedBackend(Backend):
         score = np.where(allowed, score, -np.inf)
         choice = int(score.argmax())
         others = np.flatnonzero(allowed & (np.arange(len(classes)) != choice))
-        if replace_draw < self.independent_error and len(others):
+        hallucinated = replace_draw < self.independent_error and len(others) > 0
+        if hallucinated:
             choice = int(others[int(replace_pick * len(others))])  # an error unrelated to the clip
         emotion = classes[choice]
+        read, strength = own_reading(seen, choice, hallucinated)  # what it describes, per modality
         support = np.clip(seen[:, choice], 0.0, None) + R_FLOOR  # how much each modality showed c*
         w_audio, w_visual, w_text = (self.r_informativeness * support / support.sum()
                                      + (1 - self.r_informativeness) * random_r)
@@ -196,13 +204,13 @@ class SimulatedBackend(Backend):
             return options[int(rng.integers(len(options)))]
 
         def cues_of(m: int):
-            """The cue table of what modality m shows, or None (shows nothing, or too faintly this time)."""
-            shows = expressed[m] != NOTHING and rng.random() < CUE_SEEN[0] + CUE_SEEN[1] * clarity[m]
-            return _CUES.get(classes[expressed[m]]) if shows else None
+            """The cue table of what it read in modality m, or None (read nothing, or too faintly this time)."""
+            shows = read[m] != NOTHING and rng.random() < CUE_SEEN[0] + CUE_SEEN[1] * strength[m]
+            return _CUES.get(classes[read[m]]) if shows else None
 
-        aus = _face_aus(expressed[_VIDEO], clarity[_VIDEO], classes, rng)
+        aus = _face_aus(read[_VIDEO], strength[_VIDEO], classes, rng)
         audio_words = [pick((cues_of(_AUDIO) or _GENERIC_CUES)[k]) for k in range(6)]
-        face = pick(_HIDDEN_FACE) if expressed[_VIDEO] == NOTHING else pick((cues_of(_VIDEO) or _GENERIC_CUES)[6])
+        face = pick(_HIDDEN_FACE) if read[_VIDEO] == NOTHING else pick((cues_of(_VIDEO) or _GENERIC_CUES)[6])
         reading = pick((cues_of(_TEXT) or _GENERIC_CUES)[7])
         subtitle = request.subtitle_english.strip()
         text_semantics = f'The speaker says "{subtitle}". {reading}' if subtitle else \
@@ -219,6 +227,16 @@ class SimulatedBackend(Backend):
                           f"pitch, and {reading[0].lower()}{reading[1:-1]}; together they suggest {emotion}."),
         }
         return BackendAnswer(answer=answer)
+
+
+def own_reading(seen: np.ndarray, choice: int, hallucinated: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per modality, the class the back-end's view ``seen`` (3, C) puts first, or NOTHING under
+    SEEN_FLOOR, and how strongly (clipped to [0, 1]); a hallucinated reading says ``choice`` everywhere."""
+    if hallucinated:
+        return np.full(len(seen), choice), np.full(len(seen), HALLUCINATED_CLARITY)
+    top = seen.argmax(axis=1)
+    strength = np.clip(seen.max(axis=1), 0.0, 1.0)
+    return np.where(seen.max(axis=1) >= SEEN_FLOOR, top, NOTHING), strength
 
 
 def read_clip(shown: np.ndarray, noise: np.ndarray, noise_scale: float, neutral: int | None):
@@ -279,8 +297,9 @@ def _neutral_index(classes) -> int | None:
 
 
 def _face_aus(expressed: int, clarity: float, classes, rng) -> list[dict]:
-    """AUs of the face as perceived: each AU of its expressed emotion's S_c with a probability that
-    grows with the face's clarity; none for a face that shows nothing; sometimes an incidental AU."""
+    """AUs of the face as read: each AU of the emotion read in it (its S_c) with a probability that
+    grows with the reading's strength; none for a face read as showing nothing; sometimes an
+    incidental AU."""
     support = sorted(AU_SUPPORT_SETS.get(classes[expressed], ())) if expressed != NOTHING else []
     seen = rng.random(len(support)) < AU_SEEN[0] + AU_SEEN[1] * clarity
     chosen = [au for au, s in zip(support, seen) if s]
