@@ -166,11 +166,11 @@ def test_an_existing_read_only_cache_folder_falls_back_to_the_user_cache(tmp_pat
 
 
 def test_prior_inputs_caches_embeddings_by_the_same_rule(toy, tmp_path, monkeypatch):
-    from mer_lib import experiments, prior_tuning
+    from mer_lib import prior_inputs
     from mer_lib.priors.schema import build_prior
     from mer_lib.priors.store import PriorStore
 
-    from .test_priors_fakeserver import valid_answer
+    from .support.fakeserver import valid_answer
 
     root, features = toy
     ds = load_dataset(root, features, use_cache=False, progress=False)
@@ -183,7 +183,7 @@ def test_prior_inputs_caches_embeddings_by_the_same_rule(toy, tmp_path, monkeypa
     monkeypatch.setattr(config, "USER_CACHE_DIR", tmp_path / "user")
     simulate_read_only(monkeypatch, prior_file.parent / ".prior-embeddings")
     used = {}
-    monkeypatch.setattr(prior_tuning, "build_prior_inputs",
+    monkeypatch.setattr(prior_inputs, "build_prior_inputs",
                         lambda ds, texts, weights, cache_dir, **kw: used.setdefault("cache_dir", cache_dir))
-    experiments.prior_inputs(ds, prior_file, progress_bar=False)
+    prior_inputs.load_prior_inputs(ds, prior_file, progress_bar=False)
     assert used["cache_dir"] == tmp_path / "user" / "prior-embeddings"
