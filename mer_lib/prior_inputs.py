@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,27 +79,52 @@ def cached_prior_embeddings(texts: Mapping[str, Mapping[str, str]], modalities: 
                             label: str = "priors", progress_bar: bool = True) -> dict[str, np.ndarray]:
     """``{modality: (n, E)}`` embeddings of each clip's prior texts, rows in ``sorted(texts)`` order.
 
-    Computed once and cached in ``cache_dir``, keyed by the encoder and by the exact texts (so a new
-    prior file, or a change in how priors are rendered, gets new embeddings). Identical texts are
-    embedded once.
+    Each distinct text is embedded once and kept in a cache in ``cache_dir`` keyed by the encoder and
+    the text itself: a new prior file, a changed rendering or another simulated teacher embeds only
+    the texts the cache has not seen.
     """
     encoder = encoder or default_text_encoder()
     names = sorted(texts)
-    key = hashlib.sha1(encoder_identity(encoder).encode())
-    for n in names:
-        key.update(json.dumps([n, [texts[n].get(m, "") for m in modalities]], ensure_ascii=False).encode())
-    path = Path(cache_dir) / f"{label}-embeddings-{key.hexdigest()[:16]}.npz"
-    if path.exists():
-        with np.load(path) as cached:
-            return {m: cached[m] for m in modalities}
     flat = [texts[n].get(m, "") for n in names for m in modalities]
-    unique, inverse = np.unique(np.asarray(flat, dtype=object), return_inverse=True)
-    vectors = embed_texts(list(unique), encoder, progress_bar=progress_bar)[inverse]
+    identity = hashlib.sha1(encoder_identity(encoder).encode()).hexdigest()[:16]
+    cache = TextEmbeddingCache(Path(cache_dir) / f"{label}-text-embeddings-{identity}.npz")
+    vectors = cache.embed(flat, lambda new: embed_texts(new, encoder, progress_bar=progress_bar))
     vectors = vectors.reshape(len(names), len(modalities), -1)
-    result = {m: np.ascontiguousarray(vectors[:, i]) for i, m in enumerate(modalities)}
-    with io.atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, **result)
-    return result
+    return {m: np.ascontiguousarray(vectors[:, i]) for i, m in enumerate(modalities)}
+
+
+class TextEmbeddingCache:
+    """Text -> vector, in one ``.npz`` (a hash of each text, and the vectors), grown atomically.
+
+    Two runs writing at once lose nothing but each other's new entries (the file is replaced whole).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def embed(self, texts: Sequence[str], encode) -> np.ndarray:
+        """Vectors (len(texts), E) of ``texts``; ``encode(list of new texts)`` embeds what is missing."""
+        keys = np.asarray([hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts])
+        known_keys, known = self._read()
+        row_of = {k: i for i, k in enumerate(known_keys.tolist())}
+        missing = list(dict.fromkeys(k for k in keys.tolist() if k not in row_of))
+        if missing:
+            text_of = dict(zip(keys.tolist(), texts))
+            new = encode([text_of[k] for k in missing]).astype(np.float32)
+            known = new if known is None else np.concatenate([known, new])
+            known_keys = np.concatenate([known_keys, np.asarray(missing)])
+            row_of = {k: i for i, k in enumerate(known_keys.tolist())}
+            with io.atomic_path(self.path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+                np.savez(f, keys=known_keys, vectors=known)
+        if known is None:
+            return np.zeros((len(texts), 0), np.float32)
+        return known[np.fromiter((row_of[k] for k in keys.tolist()), dtype=np.int64, count=len(keys))]
+
+    def _read(self) -> tuple[np.ndarray, np.ndarray | None]:
+        if not self.path.exists():
+            return np.zeros(0, dtype="<U40"), None
+        with np.load(self.path) as cached:
+            return cached["keys"], cached["vectors"]
 
 
 @dataclass(frozen=True)

@@ -503,10 +503,12 @@ def test_notebook_runs_headless_with_papermill(tiny_demo, tmp_path, monkeypatch)
     from mer_lib.kernel import ensure_kernel
 
     monkeypatch.setenv("PYTHONPATH", str(PROJ_ROOT))  # the kernel imports this checkout's mer_lib
+    from mer_lib.data import read_label_file
+    first_clip = next(iter(read_label_file(tiny_demo / "label-6way.npz")[0]["train_corpus"]))
     out = tmp_path / "07_inspector.ipynb"
     papermill.execute_notebook(str(NOTEBOOKS_DIR / "07_inspector.ipynb"), str(out), kernel_name=ensure_kernel(),
                                parameters={"data_root": str(tiny_demo), "run_dir": str(tmp_path / "run"),
-                                           "prior_file": str(tmp_path / "none.jsonl"), "start_at": "sample_00000224"},
+                                           "prior_file": str(tmp_path / "none.jsonl"), "start_at": first_clip},
                                cwd=str(NOTEBOOKS_DIR), progress_bar=False, execution_timeout=120)
     outputs = [o for cell in nbformat.read(out, as_version=4).cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
