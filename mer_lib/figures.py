@@ -344,6 +344,34 @@ def fig_per_class(methods: Mapping[str, Mapping], classes: Sequence[str], size: 
     return fig
 
 
+def fig_teacher_sensitivity(rows: Sequence[Mapping], size: str | float = "double") -> Figure:
+    """Stage 2's gain in weighted F1 over stage 1 (left) and over the shuffled-prior control (right)
+    against the teacher's mean per-class accuracy, one line per error sharing; error bars: std over
+    seeds (:func:`mer_lib.sensitivity.teacher_sensitivity`'s rows)."""
+    width = figure_width(size)
+    sharings = sorted({r["error_sharing"] for r in rows})
+    colors = dict(zip(sharings, COLORBLIND))
+    with figure_style():
+        fig = Figure(figsize=(width, 2.1), layout="constrained")
+        axes = fig.subplots(1, 2, sharey=False)
+        for ax, key, title in ((axes[0], "gain_over_stage1", "over stage 1"),
+                               (axes[1], "gain_over_control", "over the shuffled-prior control")):
+            for sharing in sharings:
+                part = sorted((r for r in rows if r["error_sharing"] == sharing), key=lambda r: r["teacher"]["uar"])
+                x = [r["teacher"]["uar"] for r in part]
+                y = [_or_nan(r[key]["mean"]) for r in part]
+                err = [_or_nan(r[key]["std"]) for r in part]
+                ax.errorbar(x, y, yerr=err, color=colors[sharing], marker="o", ms=3, lw=1.0, capsize=1.5,
+                            elinewidth=0.6, label=f"error sharing {sharing:g}")
+            ax.axhline(0.0, color="0.4", lw=0.6, ls="--")
+            ax.set_xlabel("teacher: mean per-class accuracy of c* (%)")
+            ax.set_ylabel(f"WF1 gain {title}")
+            ax.yaxis.grid(True, lw=0.4, color="0.88")
+            ax.set_axisbelow(True)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncol=len(sharings))
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
