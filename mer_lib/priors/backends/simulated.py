@@ -209,7 +209,8 @@ class SimulatedBackend(Backend):
             return _CUES.get(classes[read[m]]) if shows else None
 
         aus = _face_aus(read[_VIDEO], strength[_VIDEO], classes, rng)
-        audio_words = [pick((cues_of(_AUDIO) or _GENERIC_CUES)[k]) for k in range(6)]
+        voice = cues_of(_AUDIO) or _GENERIC_CUES  # the voice read as one emotion (or as nothing) as a whole
+        audio_words = [pick(voice[k]) for k in range(6)]
         face = pick(_HIDDEN_FACE) if read[_VIDEO] == NOTHING else pick((cues_of(_VIDEO) or _GENERIC_CUES)[6])
         reading = pick((cues_of(_TEXT) or _GENERIC_CUES)[7])
         subtitle = request.subtitle_english.strip()
@@ -307,5 +308,7 @@ def _face_aus(expressed: int, clarity: float, classes, rng) -> list[dict]:
         extra = INCIDENTAL_AUS[int(rng.integers(len(INCIDENTAL_AUS)))]
         if extra not in chosen:
             chosen.append(extra)
-    return [{"au": au, "intensity": round(float(1.0 + 3.5 * clarity * rng.uniform(0.6, 1.0)), 1),
+    # the FACS intensity level A-E (1-5) of the face as read: one per face, as a coder would grade it
+    level = int(np.clip(np.ceil(5 * clarity * rng.uniform(0.6, 1.0)), 1, 5))
+    return [{"au": au, "intensity": float(level),
              "evidence": f"{FACS_NAMES[au].lower()} visible"} for au in chosen]
