@@ -181,15 +181,30 @@ class Context:
                              **self.label_sources)
 
     def write_results(self, results: dict) -> Path:
-        """``<run_dir>/results/<notebook>.json`` (atomic), with the parameters it ran with."""
+        """``<run_dir>/results/<notebook>.json`` (atomic), with the parameters it ran with and the peak
+        memory the kernel used so far (host RSS; GPU memory where torch used one)."""
         path = self.folder("results") / f"{self.notebook}.json"
-        io.write_json(path, {"notebook": self.notebook, "parameters": self.params, "seeds": self.seeds, **results})
+        io.write_json(path, {"notebook": self.notebook, "parameters": self.params, "seeds": self.seeds, **results,
+                             "resources": peak_memory()})
         return path
 
     def read_results(self, notebook: str) -> dict | None:
         """Another notebook's results from this run folder, or None if it has not run."""
         path = self.run_dir / "results" / f"{notebook}.json"
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def peak_memory() -> dict:
+    """Peak resident memory of this process (GB) and, where torch used a GPU, its peak allocation."""
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
+    out = {"peak_rss_gb": round(rss / (1e9 if sys.platform == "darwin" else 1e6), 3)}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["gpu_peak_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 3)
+    return out
 
 
 def start(notebook: str, namespace: dict) -> Context:

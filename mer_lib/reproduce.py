@@ -244,6 +244,7 @@ def _run_notebook(entry: dict, run_dir: Path, kernel: str, timeout: int, manifes
     from papermill.exceptions import PapermillExecutionError
 
     before = _snapshot(run_dir / "figures")
+    checkpoints_before = set(_snapshot(run_dir / "checkpoints"))
     started = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -259,6 +260,11 @@ def _run_notebook(entry: dict, run_dir: Path, kernel: str, timeout: int, manifes
                                     if before.get(f) != stamp)
         for artifact in entry["artifacts"]:
             manifest["artifacts"][f"figures/{artifact}"] = entry["name"]
+        # what it cost: the models it trained (one checkpoint each) and its kernel's peak memory
+        entry["trained"] = len(set(_snapshot(run_dir / "checkpoints")) - checkpoints_before)
+        results = run_dir / "results" / f"{entry['name']}.json"
+        if results.exists():
+            entry["resources"] = json.loads(results.read_text(encoding="utf-8")).get("resources")
 
 
 @contextmanager

@@ -18,6 +18,7 @@ and ends with the same numbers as an uninterrupted one, and any notebook asking 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -171,13 +172,16 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
         targets = torch.cat([labels[torch.as_tensor(train_idx, device=device)],
                              torch.as_tensor(extra_labels, device=device),
                              torch.as_tensor(state["pseudo_labels"], device=device)])
+        started = time.perf_counter()
         terms = _train_epoch(model, opt, feats, rows, targets, cfg, rng, device)
+        train_seconds = time.perf_counter() - started
 
         val = predict(model, feats, val_idx, cfg.eval_batch_size, cfg.amp)
         val_scores = classification_scores(ds.labels[val_idx], val["probs"].argmax(1), ds.classes)
         record = {"epoch": epoch, **terms, "val_accuracy": val_scores["accuracy"],
                   "val_weighted_f1": val_scores["weighted_f1"], "train_samples": len(rows),
-                  "pseudo_trained": len(state["pseudo_idx"])}  # pseudo-labels this epoch trained on
+                  "pseudo_trained": len(state["pseudo_idx"]),  # pseudo-labels this epoch trained on
+                  "train_seconds": train_seconds}  # throughput figures for benchmarks (not in the run key)
         score = _selection_score([h["val_weighted_f1"] for h in state["history"]] + [val_scores["weighted_f1"]], cfg)
         if score is not None and score > state["best_score"]:
             state.update(best_score=score, best_val_f1=val_scores["weighted_f1"], best_epoch=epoch,
@@ -186,7 +190,9 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
             state["recent_states"] = [*state["recent_states"], copy.deepcopy(model.state_dict())][-cfg.selection_window:]
 
         if cfg.pseudo_labels and epoch + 1 >= cfg.cold_start_epochs and len(pool_idx):
+            started = time.perf_counter()
             pool = predict(model, feats, pool_idx, cfg.eval_batch_size, cfg.amp)["probs"]
+            record["pseudo_seconds"] = time.perf_counter() - started
             pos, plabels = select_pseudo_labels(pool, cfg.pseudo_threshold, cfg.pseudo_class_cap)
             state["pseudo_idx"], state["pseudo_labels"] = pool_idx[pos], plabels
             # selected at the end of this epoch, for the next one
@@ -301,10 +307,18 @@ class Stage1Run:
 
     def summary(self) -> dict:
         last = [f.history[-1] for f in self.folds]
+        history = [h for f in self.folds for h in f.history]
+        timed = [h for h in history if h.get("train_seconds")]
+        pseudo = [h for h in history if h.get("pseudo_seconds")]
         return {"seed": self.seed, "test": self.test_scores,
                 "val_weighted_f1": [f.best_val_f1 for f in self.folds],
                 "best_epoch": [f.best_epoch for f in self.folds],
-                "pseudo_selected": [h.get("pseudo_selected", 0) for h in last]}
+                "pseudo_selected": [h.get("pseudo_selected", 0) for h in last],
+                # throughput: training clips per second of an epoch, pool clips pseudo-labelled per second
+                "train_clips_per_s": float(np.mean([h["train_samples"] / h["train_seconds"] for h in timed]))
+                if timed else None,
+                "pseudo_clips_per_s": float(np.mean([h["pseudo_selected"] / h["pseudo_seconds"] for h in pseudo]))
+                if pseudo else None}
 
 
 def validation_splits(labels: np.ndarray, train_idx: np.ndarray, cfg: Stage1Config, seed: int):
