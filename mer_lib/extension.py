@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .data import EXTRA, Dataset
-from .stage1 import Stage1Config, Stage1Run, predict_run, run_stage1, stage1_over_seeds
+from .parallel import map_trainings
+from .stage1 import Stage1Config, Stage1Run, predict_run, run_stage1_job, stage1_over_seeds
 from .tables import method_entry
 
 EXTENSION_STRATEGIES = ("random", "matched", "balanced", "all")
@@ -107,13 +108,17 @@ def _strategy_rows(ds, cfg, train_split, test_split, base, checkpoint_dir, size,
     n_train = int(np.mean([len(tr) for tr, _ in base[0].splits]))
     size = size or default_size(n_train)
     entries = {"base": method_entry("Training set only", base, added=0, size=n_train)}
+    jobs = []
     for strategy in EXTENSION_STRATEGIES:
-        runs, added = [], []
         for run in base:
             rows, labels = additions(run, strategy, size)
-            added.append(len(rows))
-            runs.append(run_stage1(ds, cfg, train_split, test_split, run.seed, extra_idx=rows, extra_labels=labels,
-                                   checkpoint_dir=checkpoint_dir, tag=f"{tag}_{strategy}"))
-        n_added = int(np.mean(added))
-        entries[strategy] = method_entry(label(n_added, strategy), runs, added=n_added, size=n_train + n_added)
+            jobs.append((cfg, train_split, test_split, run.seed, {"extra_idx": rows, "extra_labels": labels,
+                                                                  "checkpoint_dir": checkpoint_dir,
+                                                                  "tag": f"{tag}_{strategy}"}))
+    runs = map_trainings(run_stage1_job, ds, jobs, cfg.device)  # every strategy and seed at once
+    for i, strategy in enumerate(EXTENSION_STRATEGIES):
+        part = jobs[i * len(base):(i + 1) * len(base)]
+        n_added = int(np.mean([len(job[4]["extra_idx"]) for job in part]))
+        entries[strategy] = method_entry(label(n_added, strategy), runs[i * len(base):(i + 1) * len(base)],
+                                         added=n_added, size=n_train + n_added)
     return entries

@@ -34,6 +34,7 @@ from .devices import adam, autocast, reproducible, resolve_device
 from .losses import bdcl_loss
 from .metrics import classification_scores
 from .models import AttentionFusion, FusionConfig
+from .parallel import map_trainings
 from .progress import progress
 
 
@@ -287,10 +288,17 @@ def _run_key(ds, train_idx, val_idx, pool_idx, extra_idx, extra_labels, modaliti
 
 def stage1_over_seeds(ds: Dataset, cfg: Stage1Config, train_split: str, test_split: str, seeds: Sequence[int],
                       checkpoint_dir: Path | None, tag: str, **kwargs) -> list[Stage1Run]:
-    """``run_stage1`` for each seed. A run that any notebook of this run folder already finished with
-    the same data, splits and settings is loaded from its checkpoints, not trained again."""
-    return [run_stage1(ds, cfg, train_split, test_split, seed, checkpoint_dir=checkpoint_dir, tag=tag, **kwargs)
+    """``run_stage1`` for each seed (in parallel worker processes on a multi-core CPU). A run that any
+    notebook of this run folder already finished with the same data, splits and settings is loaded
+    from its checkpoints, not trained again."""
+    jobs = [(cfg, train_split, test_split, seed, {"checkpoint_dir": checkpoint_dir, "tag": tag, **kwargs})
             for seed in seeds]
+    return map_trainings(run_stage1_job, ds, jobs, cfg.device)
+
+
+def run_stage1_job(ds: Dataset, cfg: Stage1Config, train_split: str, test_split: str, seed: int, kwargs: dict):
+    """:func:`run_stage1` with its keyword arguments as one value (a job for :mod:`mer_lib.parallel`)."""
+    return run_stage1(ds, cfg, train_split, test_split, seed, **kwargs)
 
 
 # --- the protocol: single validation split or k folds, test probabilities averaged ----------------

@@ -37,6 +37,7 @@ from .data import Dataset
 from .devices import adam, autocast, reproducible, resolve_device
 from .metrics import classification_scores
 from .models import AttentionFusion
+from .parallel import map_trainings
 from .prior_inputs import PriorInputs
 from .progress import progress
 from .stage1 import Stage1Run, feature_tensors, predict, predict_run
@@ -280,12 +281,16 @@ def stage2_over_seeds(ds: Dataset, stage1_runs: Sequence[Stage1Run], inputs, cfg
         raise ValueError(f"test-time prior policy '{test_policy}' reads the human label, which a test clip "
                          f"does not have (here it would leak the answer). Use one of {LABEL_FREE_POLICIES}.")
     train_mask, eval_mask = P.reliable_mask(table, train_policy), P.reliable_mask(table, test_policy)
-    runs = []
-    for s1 in stage1_runs:
-        used = inputs.shuffled(seed=s1.seed) if shuffled else inputs
-        runs.append(run_stage2(ds, s1, used, cfg, train_available=train_mask, eval_available=eval_mask,
-                               checkpoint_dir=checkpoint_dir, tag=tag))
-    return runs
+    jobs = [(s1, inputs.shuffled(seed=s1.seed) if shuffled else inputs, cfg, train_mask, eval_mask, checkpoint_dir,
+             tag) for s1 in stage1_runs]
+    return map_trainings(run_stage2_job, ds, jobs, cfg.device)
+
+
+def run_stage2_job(ds: Dataset, stage1: Stage1Run, inputs: PriorInputs, cfg: Stage2Config, train_available,
+                   eval_available, checkpoint_dir, tag) -> Stage2Run:
+    """:func:`run_stage2` with positional arguments (a job for :mod:`mer_lib.parallel`)."""
+    return run_stage2(ds, stage1, inputs, cfg, train_available=train_available, eval_available=eval_available,
+                      checkpoint_dir=checkpoint_dir, tag=tag)
 
 
 def coverage_summary(runs: Sequence) -> dict:

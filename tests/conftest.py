@@ -1,7 +1,13 @@
 """Shared fixtures (helpers that tests import live in ``tests/support/``)."""
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# trainings run in this process unless a test asks for worker processes (mer_lib.parallel): tests stay
+# quick to start and their timings do not depend on the machine's cores
+os.environ.setdefault("MER_LIB_WORKERS", "1")
 
 from mer_lib.config import SHARED_SAMPLES_DIR
 from tests.support.datasets import write_layout

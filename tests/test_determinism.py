@@ -45,3 +45,18 @@ def test_another_seed_gives_another_model(ds, tmp_path):
     a, _ = _train(ds, tmp_path / "a", seed=1, cfg=replace(CFG, epochs=2))
     b, _ = _train(ds, tmp_path / "b", seed=2, cfg=replace(CFG, epochs=2))
     assert not np.array_equal(a["classifier.weight"].numpy(), b["classifier.weight"].numpy())
+
+
+def test_parallel_workers_give_the_same_models_as_one_process(ds, tmp_path, monkeypatch):
+    """Seeds trained side by side in worker processes (mer_lib.parallel) equal those trained here."""
+    cfg = replace(CFG, epochs=3)
+    monkeypatch.setenv("MER_LIB_WORKERS", "1")
+    here = stage1.stage1_over_seeds(ds, cfg, TRAIN_SPLIT, "test_corpus", [0, 1, 2], tmp_path / "a", tag="t")
+    monkeypatch.setenv("MER_LIB_WORKERS", "2")
+    there = stage1.stage1_over_seeds(ds, cfg, TRAIN_SPLIT, "test_corpus", [0, 1, 2], tmp_path / "b", tag="t")
+    for a, b in zip(here, there):
+        assert a.seed == b.seed
+        np.testing.assert_array_equal(a.test_probs, b.test_probs)
+        for (name, w), v in zip(a.folds[0].model.state_dict().items(), b.folds[0].model.state_dict().values()):
+            assert torch.equal(w, v), name
+    assert len(list((tmp_path / "b").glob("t-seed*.pt"))) == 3  # the workers wrote the checkpoints
