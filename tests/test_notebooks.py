@@ -193,7 +193,7 @@ def test_binary_labels_without_pool_or_priors_run_and_skip_what_they_cannot_do(t
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     results = {nb: json.loads((tmp_path / "run" / "results" / f"{nb}.json").read_text()) for nb in SEQUENCE}
     assert results["02_pretraining"]["classes"] == ["negative", "positive"]
-    assert results["03_pseudo_labeling"]["skipped"] == "no unlabelled pool"
+    assert results["03_pseudo_labeling"]["skipped"] == "no unlabelled pool and no external labelled set"
     assert "no priors" in results["04_prior_tuning"]["skipped"]
     table1 = (tmp_path / "run" / "figures" / "table1.csv").read_text()
     assert "negative" in table1 and "Attention" in table1 and "Ours" not in table1
