@@ -173,7 +173,8 @@ def build_prior_inputs(ds: Dataset, texts: Mapping[str, Mapping[str, str]],
                        progress_bar: bool = True) -> PriorInputs:
     """Embed every clip's prior texts (cached) and align texts and weights with ``ds``'s rows."""
     modalities = ds.modalities
-    names = [n for n in sorted(texts) if n in set(ds.names.tolist())]
+    known = set(ds.names.tolist())
+    names = [n for n in sorted(texts) if n in known]
     emb = cached_prior_embeddings({n: texts[n] for n in names}, modalities, cache_dir, encoder=encoder,
                                   label=label, progress_bar=progress_bar)
     dim = next(iter(emb.values())).shape[1] if names else 1
