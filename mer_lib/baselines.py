@@ -1,0 +1,97 @@
+"""Classical baselines (beyond the paper): logistic regression and an RBF-SVM on the features.
+
+A reference point for stage 1 that needs no tuning by hand: the features of the chosen modalities,
+concatenated and standardised (statistics of the training rows only: the scaler sits inside the
+Pipeline, so each cross-validation fold refits it on its own training part), with C (and the SVM's
+gamma) chosen by stratified cross-validation on the training split, scored by weighted F1
+(MER2024's metric). The test split is scored once, by the refitted best model.
+
+Cost, measured on a shared 2-core CPU (benchmarks/bench_real_text.py prints its own timings):
+the demo's 3,373 x 144 and MER2023 text (3,373 x 384) take seconds (LR) to tens of seconds (SVM).
+At MER2024 scale (5,030 x 5,888: CLIP + HuBERT + BLOOM) every fold of every grid point would
+solve on 5,888 dims, so wider features first go through PCA to ``max_dims`` components (fitted
+inside the Pipeline, on training rows only); ``max_dims=None`` keeps every dimension.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from threadpoolctl import threadpool_limits
+
+from .data import Dataset
+from .metrics import classification_scores
+
+METHODS = ("logreg", "svm")
+
+
+@dataclass
+class BaselineRun:
+    """One fitted baseline; ``test_scores`` and ``summary()`` as a Stage1Run has them (method_entry)."""
+    method: str
+    seed: int
+    classes: tuple[str, ...]
+    test_idx: np.ndarray
+    test_probs: np.ndarray | None  # (n_test, C) for logistic regression; None for the SVM (no Platt fit)
+    test_scores: dict
+    params: dict  # the hyper-parameters cross-validation chose
+    cv_weighted_f1: float  # their mean weighted F1 over the folds of the training split
+    dims: int  # feature dimension the classifier saw (after PCA, if any)
+    seconds: float  # grid search + refit
+
+    def summary(self) -> dict:
+        return {"seed": self.seed, "method": self.method, "test": self.test_scores, "params": self.params,
+                "cv_weighted_f1": self.cv_weighted_f1, "dims": self.dims, "seconds": self.seconds}
+
+
+def baseline_grid(method: str, dims: int) -> tuple[object, dict]:
+    """The classifier and its small grid. ``gamma``: "scale" is 1/dims on standardised features;
+    a tenth of it gives a smoother kernel (wide embeddings are rarely separable at 1/dims alone)."""
+    if method == "logreg":
+        return LogisticRegression(max_iter=2000), {"clf__C": np.logspace(-3, 2, 6).tolist()}
+    if method == "svm":
+        return SVC(kernel="rbf"), {"clf__C": [0.1, 1.0, 10.0, 100.0], "clf__gamma": ["scale", 0.1 / dims]}
+    raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+
+
+def run_baseline(ds: Dataset, method: str, train_split: str, test_split: str, *, modalities: Sequence[str] | None = None,
+                 seed: int = 0, folds: int = 3, max_dims: int | None = 512, n_jobs: int | None = None) -> BaselineRun:
+    """Fit ``method`` ("logreg" or "svm") on ``train_split`` with C (and gamma) chosen by ``folds``-fold
+    stratified cross-validation there, and score ``test_split``. Deterministic for a given ``seed``."""
+    modalities = list(modalities or ds.modalities)
+    train_idx, test_idx = ds.indices(train_split), ds.indices(test_split)
+    X = np.concatenate([ds.features[m] for m in modalities], axis=1)  # (N, sum of D_m)
+    y = ds.labels
+    steps = [("scale", StandardScaler())]
+    dims = X.shape[1]
+    if max_dims is not None and dims > max_dims:
+        steps.append(("pca", PCA(max_dims, svd_solver="randomized", random_state=seed)))
+        dims = max_dims
+    clf, grid = baseline_grid(method, dims)
+    start = time.perf_counter()
+    # BLAS threads on a shared CPU made lbfgs 10-100x slower (measured), and one thread keeps sums in
+    # a fixed order; the cache fits the PCA of each fold once, not once per grid point
+    with threadpool_limits(1), tempfile.TemporaryDirectory(prefix="mer-baseline-") as cache:
+        pipeline = Pipeline([*steps, ("clf", clf)], memory=cache if len(steps) > 1 else None)
+        search = GridSearchCV(pipeline, grid, scoring="f1_weighted", n_jobs=n_jobs,
+                              cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
+        search.fit(X[train_idx], y[train_idx])
+        probs = None
+        if hasattr(search.best_estimator_, "predict_proba"):  # columns: the classes the training split has
+            probs = np.zeros((len(test_idx), ds.num_classes), np.float32)
+            probs[:, search.classes_] = search.predict_proba(X[test_idx])
+        predicted = search.predict(X[test_idx])
+    seconds = time.perf_counter() - start
+    scores = classification_scores(y[test_idx], predicted, ds.classes)
+    params = {k.removeprefix("clf__"): v for k, v in search.best_params_.items()}
+    return BaselineRun(method, seed, ds.classes, test_idx, probs, scores, params,
+                       100.0 * float(search.best_score_), dims, seconds)
