@@ -95,3 +95,35 @@ def run_baseline(ds: Dataset, method: str, train_split: str, test_split: str, *,
     params = {k.removeprefix("clf__"): v for k, v in search.best_params_.items()}
     return BaselineRun(method, seed, ds.classes, test_idx, probs, scores, params,
                        100.0 * float(search.best_score_), dims, seconds)
+
+
+def validation_warnings(val_weighted_f1: float, *, baseline_cv_weighted_f1: float | None = None,
+                        test_weighted_f1: float | None = None, ceiling: float = 95.0,
+                        max_gap: float = 15.0) -> list[str]:
+    """Reasons not to trust a validation WF1 (mean over seeds and folds); empty when there are none.
+
+    - above ``ceiling``: MER labels are majority votes over ambiguous clips, so a held-out WF1 near 100
+      is not plausible; it means the training split's features know their labels (an extractor fitted
+      or fine-tuned on those clips). The classical baselines' cross-validation runs on the same rows and
+      is inflated the same way, so only an absolute bound catches this case;
+    - more than ``max_gap`` above the baselines' cross-validated WF1 (while those are plausible): the
+      features are fine but stage 1's validation is not held out (duplicated clips, a split bug);
+    - more than ``max_gap`` above the test WF1 (after the fact, where the test split is labelled).
+    Honest runs measured here stay within a few points on both gaps (benchmarks/bench_selection.py,
+    bench_real_text.py); the case that motivated this had validation 98-99 and test 76.
+    """
+    warnings = []
+    if val_weighted_f1 > ceiling:
+        warnings.append(f"validation WF1 {val_weighted_f1:.1f} is above {ceiling:.0f}, more than emotion labels "
+                        "allow: the training split's features likely come from an extractor fitted on those clips, "
+                        "so validation cannot select models. Fix: use features from an extractor that never saw "
+                        "these labels, or validate on clips it never saw.")
+    elif baseline_cv_weighted_f1 is not None and val_weighted_f1 - baseline_cv_weighted_f1 > max_gap:
+        warnings.append(f"validation WF1 {val_weighted_f1:.1f} is {val_weighted_f1 - baseline_cv_weighted_f1:.1f} "
+                        f"points above the classical baselines' cross-validated {baseline_cv_weighted_f1:.1f}: "
+                        "validation rows may not be held out (duplicate clips across the split?).")
+    if test_weighted_f1 is not None and val_weighted_f1 - test_weighted_f1 > max_gap:
+        warnings.append(f"validation WF1 {val_weighted_f1:.1f} is {val_weighted_f1 - test_weighted_f1:.1f} points "
+                        f"above test WF1 {test_weighted_f1:.1f}: validation did not predict test; check how the "
+                        "features were extracted (fitted on the training split?) and whether the splits differ.")
+    return warnings

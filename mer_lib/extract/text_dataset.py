@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..devices import reproducible
 from .pipeline import ExtractError, extract_features
 
 LABEL_FILE = "label-6way.npz"
 SUBTITLE_FILE = "transcription-engchi-polish.csv"
 
 
+@reproducible  # one CPU thread (MER_LIB_CPU_THREADS): on a shared 2-core machine the 5,030 MER2023
+# subtitles took 87 s with one thread, 191 s with two
 def write_text_dataset(out_root: str | Path, samples_dir: str | Path, *, text_model: str | Path | None = None,
                        text_folder: str = "all-MiniLM-L6-v2", language: str = "english",
                        progress: bool = True) -> dict[str, str]:
