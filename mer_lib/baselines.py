@@ -65,13 +65,18 @@ def baseline_grid(method: str, dims: int) -> tuple[object, dict]:
 
 
 def run_baseline(ds: Dataset, method: str, train_split: str, test_split: str, *, modalities: Sequence[str] | None = None,
-                 seed: int = 0, folds: int = 3, max_dims: int | None = 512, n_jobs: int | None = None) -> BaselineRun:
-    """Fit ``method`` ("logreg" or "svm") on ``train_split`` with C (and gamma) chosen by ``folds``-fold
-    stratified cross-validation there, and score ``test_split``. Deterministic for a given ``seed``."""
+                 seed: int = 0, folds: int = 3, max_dims: int | None = 512, n_jobs: int | None = None,
+                 extra_idx: np.ndarray | None = None, extra_labels: np.ndarray | None = None) -> BaselineRun:
+    """Fit ``method`` ("logreg" or "svm") on ``train_split`` (plus rows ``extra_idx`` with labels
+    ``extra_labels``, as Table 3 adds them) with C (and gamma) chosen by ``folds``-fold stratified
+    cross-validation there, and score ``test_split``. Deterministic for a given ``seed``."""
     modalities = list(modalities or ds.modalities)
     train_idx, test_idx = ds.indices(train_split), ds.indices(test_split)
     X = np.concatenate([ds.features[m] for m in modalities], axis=1)  # (N, sum of D_m)
-    y = ds.labels
+    y = ds.labels.copy()
+    if extra_idx is not None and len(extra_idx):
+        y[extra_idx] = extra_labels
+        train_idx = np.concatenate([train_idx, extra_idx])
     steps = [("scale", StandardScaler())]
     dims = X.shape[1]
     if max_dims is not None and dims > max_dims:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .baselines import run_baseline
 from .data import EXTRA, Dataset
 from .parallel import map_trainings
 from .stage1 import Stage1Config, Stage1Run, predict_run, run_stage1_job, stage1_over_seeds
@@ -121,4 +122,13 @@ def _strategy_rows(ds, cfg, train_split, test_split, base, checkpoint_dir, size,
         n_added = int(np.mean([len(job[4]["extra_idx"]) for job in part]))
         entries[strategy] = method_entry(label(n_added, strategy), runs[i * len(base):(i + 1) * len(base)],
                                          added=n_added, size=n_train + n_added)
+    # the classical baseline on the same training sets (the whole training split; the first seed's additions)
+    n_split = len(ds.indices(train_split))
+    for strategy, job in [("base", None), *((s, jobs[i * len(base)]) for i, s in enumerate(EXTENSION_STRATEGIES))]:
+        added = {} if job is None else {k: job[4][k] for k in ("extra_idx", "extra_labels")}
+        lr = run_baseline(ds, "logreg", train_split, test_split, seed=base[0].seed, **added)
+        n_added = len(added.get("extra_idx", ()))
+        entries[f"{strategy}_logreg"] = method_entry(
+            "LR (classical baseline), " + ("training set only" if job is None else label(n_added, strategy)), [lr],
+            added=n_added, size=n_split + n_added)
     return entries

@@ -138,7 +138,8 @@ class Context:
         cfg = Stage1Config(model=model, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                            weight_decay=p["weight_decay"], tau=p["tau"], lambda_inter=p["lambda_inter"],
                            lambda_intra=p["lambda_intra"], bdcl_symmetric=p["bdcl_symmetric"],
-                           bdcl_include_self=p["bdcl_include_self"], standardize=p["standardize"], folds=p["folds"],
+                           bdcl_include_self=p["bdcl_include_self"], standardize=p["standardize"],
+                           selection=p["selection"], folds=p["folds"],
                            cold_start_epochs=p["cold_start_epochs"], pseudo_threshold=p["pseudo_threshold"],
                            pseudo_class_cap=p["pseudo_class_cap"] or None, device=self.device)
         return replace(cfg, **changes)

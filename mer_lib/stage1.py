@@ -58,9 +58,10 @@ class Stage1Config:
     pseudo_threshold: float = 0.0  # [paper] 0: every pool clip relabelled after each epoch; >0 [ours]: confidence needed
     pseudo_class_cap: int | None = None  # [ours] at most this many pseudo-labels per class (None: no cap)
     standardize: bool = True  # [ours] standardise each feature with the training rows' statistics (MERTools: raw)
-    selection: str = "best"  # [MERTools] the epoch with the best validation WF1; [ours] "smoothed": the best
-    # mean over the last selection_window epochs; "average": the weights averaged over the last selection_window
-    selection_window: int = 3  # [ours] epochs that "smoothed" and "average" look at
+    selection: str = "average"  # [ours] the weights averaged over the last selection_window epochs (measured
+    # the most stable across seeds: benchmarks/bench_selection.py); "best": the epoch with the best
+    # validation WF1 [MERTools]; "smoothed": the best mean over the last selection_window epochs
+    selection_window: int = 5  # [ours] epochs that "smoothed" and "average" look at
     selection_start: int = 0  # [ours] the first epoch (0-based) that may be selected
     val_fraction: float = 0.2  # [ours] share of the training split held out for model selection (folds=1)
     folds: int = 1  # >1: k-fold cross-validation on the training split ([MERTools] uses 5)
@@ -157,6 +158,9 @@ def fit(ds: Dataset, train_idx: np.ndarray, val_idx: np.ndarray, cfg: Stage1Conf
     rng = np.random.default_rng(seed)
     if cfg.selection not in SELECTIONS:
         raise ValueError(f"Stage1Config.selection must be one of {SELECTIONS}, not {cfg.selection!r}")
+    if cfg.selection != "average" and cfg.selection_start >= cfg.epochs:
+        raise ValueError(f"Stage1Config.selection_start={cfg.selection_start} leaves no epoch of {cfg.epochs} to "
+                         "select. Fix: a smaller selection_start, or more epochs.")
     state = {"epoch": -1, "best_state": None, "best_score": -1.0, "best_val_f1": -1.0, "best_epoch": -1,
              "history": [], "recent_states": [], "pseudo_idx": np.zeros(0, np.int64),
              "pseudo_labels": np.zeros(0, np.int64)}

@@ -215,10 +215,12 @@ def table3(results: Mapping[str, dict], part: str = "extension") -> pd.DataFrame
     notes: list[str] = []
     records = {}
     extension = _notebook_part(results, "03_pseudo_labeling", part, notes)
-    for key in TABLE3_ROWS if extension is not None else ():
-        if key not in extension:
-            notes.append(f"{key}: not in 03_pseudo_labeling's {part} results; row left out.")
-            continue
+    for row in TABLE3_ROWS if extension is not None else ():
+        if row not in extension:
+            notes.append(f"{row}: not in 03_pseudo_labeling's {part} results; row left out.")
+    keys = [] if extension is None else [*[k for k in TABLE3_ROWS if k in extension],
+                                         *[k for k in extension if k not in TABLE3_ROWS]]
+    for key in keys:
         entry = extension[key]
         if _skipped(entry, f"03_pseudo_labeling: {part} {key}", notes):
             continue
