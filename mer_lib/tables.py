@@ -58,7 +58,8 @@ TABLE1_SOURCES: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("04_prior_tuning", ("ours", "ours_shuffled")),
 )
 LLM_NOTEBOOKS = {"01_prior_generation"}  # its rows are zero-shot MLLM answers, not trained models
-CONTROL_KEYS = {"ours_shuffled"}  # rows that are controls, not methods; their label says so
+CONTROL_KEYS = {"ours_shuffled"}
+BASELINE_KEYS = {"logreg", "svm"}  # classical baselines (beyond the paper): the last rows of Table 1  # rows that are controls, not methods; their label says so
 TABLE2_ROWS = ("A", "V", "T", "AVT", "AVT+Prior")
 TABLE3_ROWS = ("base", "random", "matched", "balanced", "all")
 HIDDEN_IN_DISPLAY = {"Seeds"}  # kept in the CSV, summarised in the footnote instead of a column
@@ -115,6 +116,7 @@ def table1_methods(results: Mapping[str, dict], *, fusion_only: bool = False) ->
     """
     rows: dict[str, dict] = {}
     notes: list[str] = []
+    baselines: dict[str, dict] = {}
     for notebook, preferred in TABLE1_SOURCES:
         if fusion_only and notebook in LLM_NOTEBOOKS:
             continue
@@ -125,12 +127,18 @@ def table1_methods(results: Mapping[str, dict], *, fusion_only: bool = False) ->
             [k for k in preferred if k in methods] + [k for k in methods if k not in preferred])
         for key in keys:
             entry = methods[key]
+            if key in BASELINE_KEYS:  # the classical baselines close the table, after every method
+                baselines[key] = entry
+                continue
             if (fusion_only and key in CONTROL_KEYS) or _skipped(entry, f"{notebook}: {key}", notes):
                 continue
             label = str(entry.get("label") or key)
             if key in CONTROL_KEYS and "control" not in label.lower():
                 label += " (control)"
             rows[_unique(label, rows)] = entry
+    for key, entry in baselines.items():
+        if not (fusion_only or _skipped(entry, f"02_pretraining: {key}", notes)):
+            rows[_unique(str(entry.get("label") or key), rows)] = entry
     return rows, notes
 
 

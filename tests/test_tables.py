@@ -267,3 +267,10 @@ def test_load_results_reads_a_run_folder_and_writes_leave_no_temp_files(results,
     (folder / "06_broken.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match="06_broken.json.*re-run notebook 06_broken"):
         tables.load_results(folder)
+
+
+def test_classical_baselines_close_table1_and_stay_out_of_the_per_class_figure(results):
+    results["02_pretraining"]["methods"]["logreg"] = entry("LR (classical baseline)", [0.66], seed=40)
+    assert list(tables.table1(results).index)[-1] == "LR (classical baseline)"
+    fusion, _ = tables.table1_methods(results, fusion_only=True)
+    assert list(fusion) == ["Attention (CE)", "+ BDCL", "+ BDCL + pseudo-labels", "Ours (prior-guided)"]
