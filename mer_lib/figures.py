@@ -352,10 +352,10 @@ def fig_teacher_sensitivity(rows: Sequence[Mapping], size: str | float = "double
     sharings = sorted({r["error_sharing"] for r in rows})
     colors = dict(zip(sharings, COLORBLIND))
     with figure_style():
-        fig = Figure(figsize=(width, 2.1), layout="constrained")
-        axes = fig.subplots(1, 2, sharey=False)
+        fig = Figure(figsize=(width, 2.4), layout="constrained")
+        axes = fig.subplots(1, 2)
         for ax, key, title in ((axes[0], "gain_over_stage1", "over stage 1"),
-                               (axes[1], "gain_over_control", "over the shuffled-prior control")):
+                               (axes[1], "gain_over_control", "over the shuffled control")):
             for sharing in sharings:
                 part = sorted((r for r in rows if r["error_sharing"] == sharing), key=lambda r: r["teacher"]["uar"])
                 x = [r["teacher"]["uar"] for r in part]
@@ -364,8 +364,9 @@ def fig_teacher_sensitivity(rows: Sequence[Mapping], size: str | float = "double
                 ax.errorbar(x, y, yerr=err, color=colors[sharing], marker="o", ms=3, lw=1.0, capsize=1.5,
                             elinewidth=0.6, label=f"error sharing {sharing:g}")
             ax.axhline(0.0, color="0.4", lw=0.6, ls="--")
-            ax.set_xlabel("teacher: mean per-class accuracy of c* (%)")
-            ax.set_ylabel(f"WF1 gain {title}")
+            ax.set_title(title)
+            ax.set_xlabel("teacher: UAR of c* (%)")
+            ax.set_ylabel("stage 2's WF1 gain (points)")
             ax.yaxis.grid(True, lw=0.4, color="0.88")
             ax.set_axisbelow(True)
         fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncol=len(sharings))
