@@ -254,9 +254,8 @@ def test_demo_run_covers_every_labelled_clip(tiny, tiny_priors):
     assert (summary["selected"], summary["done"], summary["failed"]) == (labelled, labelled, 0)
     priors = load_priors(path, classes=tiny.classes)
     assert set(priors) == set(tiny.names[tiny.labels >= 0])
-    # the subtitle reached the prior's I_T
-    name = next(iter(priors))
-    assert tiny.subtitle(name)[1] in priors[name].text_semantics
+    # I_T is the back-end's reading of the words, never the words themselves (a confound: see simulated.py)
+    assert not any(tiny.subtitle(n)[1] and tiny.subtitle(n)[1] in p.text_semantics for n, p in priors.items())
     # the unlabelled pool is simulated from its perceived content like any clip
     pool = generate_for_dataset(tiny, make_backend("simulated", dataset=tiny), path, splits=["unlabelled"],
                                 budget=20, show_progress=False)
