@@ -179,12 +179,13 @@ def test_demo_profile_end_to_end_on_a_reduced_size(tmp_path):
 
 
 @pytest.mark.slow
-def test_binary_labels_without_pool_or_priors_run_and_skip_what_they_cannot_do(tmp_path):
+def test_binary_labels_two_modalities_without_pool_or_priors_run_and_skip_what_they_cannot_do(tmp_path):
     rng = np.random.default_rng(0)
     labels = lambda n, off: {f"{off}{i}": ("positive" if rng.random() < 0.5 else "negative") for i in range(n)}
     write_layout(tmp_path / "data", {"train_corpus": labels(80, "a"), "test_corpus": labels(30, "b")},
-                 dims={"audio": 6, "video": 5, "text": 4})
-    config = _fast_config(tmp_path, tmp_path / "data", audio_feature="toy-audio-UTT", video_feature="toy-video-UTT",
+                 dims={"audio": 6, "video": 5, "text": 4}, modalities=("audio", "text"))
+    # audio and text only: the empty video feature leaves the modality out
+    config = _fast_config(tmp_path, tmp_path / "data", audio_feature="toy-audio-UTT", video_feature="",
                           text_feature="toy-text-UTT", train_split="train_corpus", test_split="test_corpus")
     config["notebooks"]["01_prior_generation"] = {"backend": ""}  # no priors, none generated
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
@@ -197,6 +198,10 @@ def test_binary_labels_without_pool_or_priors_run_and_skip_what_they_cannot_do(t
     assert "no priors" in results["04_prior_tuning"]["skipped"]
     table1 = (tmp_path / "run" / "figures" / "table1.csv").read_text()
     assert "negative" in table1 and "Attention" in table1 and "Ours" not in table1
+    table2 = (tmp_path / "run" / "figures" / "table2.md").read_text()
+    assert "| AT " in table2 and "| A " in table2 and "| T " in table2 and "| V " not in table2
+    assert "V: not in 05_ablations results; row left out." in table2
+    assert json.loads((tmp_path / "run" / "results" / "06_tsne_plots.json").read_text())["separation"]
 
 
 @pytest.mark.slow

@@ -272,3 +272,29 @@ def test_average_selection_keeps_the_mean_of_the_last_epochs(ds):
     tr, va = stage1.validation_splits(ds.labels, ds.indices(TRAIN_SPLIT), cfg, seed=0)[0]
     result = fit(ds, tr, va, cfg, seed=0)
     assert result.best_epoch == 3 and 0 < result.best_val_f1 <= 100
+
+
+def test_standardisation_uses_the_training_rows_only_and_travels_with_the_checkpoint(ds, tmp_path):
+    cfg = replace(FAST, epochs=2)
+    tr, va = stage1.validation_splits(ds.labels, ds.indices(TRAIN_SPLIT), cfg, seed=0)[0]
+    model = fit(ds, tr, va, cfg, seed=0, checkpoint_dir=tmp_path).model
+    for m in ds.modalities:
+        x = ds.features[m][tr].astype(np.float64)
+        np.testing.assert_allclose(getattr(model, f"mean_{m}").numpy(), x.mean(0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(getattr(model, f"std_{m}").numpy(), x.std(0), rtol=1e-5, atol=1e-6)
+    # other rows (validation, test, pool) do not move the statistics
+    shifted = replace(ds, features={m: np.where(np.isin(np.arange(len(ds)), tr)[:, None], a, a + 100.0).astype(np.float32)
+                                    for m, a in ds.features.items()})
+    again = fit(shifted, tr, va, cfg, seed=0).model
+    for m in ds.modalities:
+        assert torch.equal(getattr(again, f"mean_{m}"), getattr(model, f"mean_{m}"))
+    # restored from the checkpoint with the weights (a finished run reloads, it does not recompute)
+    [checkpoint] = tmp_path.glob("stage1-*.pt")
+    saved = torch.load(checkpoint, weights_only=False)["model"]
+    for m in ds.modalities:
+        assert torch.equal(saved[f"mean_{m}"], getattr(model, f"mean_{m}"))
+    reloaded = fit(ds, tr, va, cfg, seed=0, checkpoint_dir=tmp_path).model
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reloaded.state_dict().values()))
+    # and off: raw features, as MERTools feeds them
+    raw = fit(ds, tr, va, replace(cfg, standardize=False), seed=0).model
+    assert all(torch.equal(getattr(raw, f"std_{m}"), torch.ones(ds.dims[m])) for m in ds.modalities)
