@@ -24,6 +24,7 @@ from .config import MODALITIES, RUNS_DIR, resolve_path
 from .profiles import DATASET_KEYS, load_profile
 
 PLAIN_TYPES = (bool, int, float, str, list, dict, tuple, type(None))
+SEARCH_FILE = "stage1_search.json"  # the hyper-parameters 02's random search chose (search_draws > 0)
 
 
 class ParameterError(ValueError):
@@ -124,10 +125,12 @@ class Context:
                     "demo numbers, not MER2024 numbers.")
         return f"Data: {self.data_root.name} ({self.params['train_split']} -> {self.params['test_split']})."
 
-    def stage1_config(self, **changes):
+    def stage1_config(self, *, searched: bool = True, **changes):
         """The stage-1 settings of this notebook's parameters (the block shared by 02-06), with
         ``changes`` (e.g. ``bdcl=False``, ``pseudo_labels=True``): the one place notebooks build them,
-        so two notebooks with the same parameters ask for the same stage 1 and share its checkpoints."""
+        so two notebooks with the same parameters ask for the same stage 1 and share its checkpoints.
+        With ``search_draws`` > 0, the hidden size, dropout and learning rate are those MERTools'
+        random search chose (02 runs it and writes ``results/stage1_search.json``)."""
         from .models import FusionConfig
         from .stage1 import Stage1Config
 
@@ -142,6 +145,14 @@ class Context:
                            selection=p["selection"], folds=p["folds"],
                            cold_start_epochs=p["cold_start_epochs"], pseudo_threshold=p["pseudo_threshold"],
                            pseudo_class_cap=p["pseudo_class_cap"] or None, device=self.device)
+        if searched and p.get("search_draws"):
+            from .search import with_settings
+
+            chosen = self.run_dir / "results" / SEARCH_FILE
+            if not chosen.exists():
+                raise ParameterError(f"search_draws={p['search_draws']} but {chosen} does not exist: notebook "
+                                     "02_pretraining runs the search. Fix: run 02 first in this run folder.")
+            cfg = with_settings(cfg, json.loads(chosen.read_text(encoding="utf-8"))["chosen"])
         return replace(cfg, **changes)
 
     def stage2_config(self, **changes):

@@ -215,3 +215,21 @@ def test_a_failing_notebook_stops_the_run_with_its_name_and_error(tmp_path):
     assert "FAILED: 02_pretraining, cell" in out.stderr and "DataError" in out.stderr and "no_such_split" in out.stderr
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["status"] == "failed" and [n["name"] for n in manifest["notebooks"]] == ["02_pretraining"]
+
+
+def test_the_stage1_config_takes_the_searched_settings_when_a_search_ran(tmp_path):
+    from mer_lib.notebook import SEARCH_FILE, Context, ParameterError
+
+    params = {"hidden_dim": 64, "latent_dim": 64, "dropout": 0.3, "attention_softmax": False, "architecture": "projected",
+              "projector": "shared", "epochs": 5, "batch_size": 32, "lr": 1e-3, "weight_decay": 1e-5, "tau": 0.1,
+              "lambda_inter": 0.2, "lambda_intra": 0.2, "bdcl_symmetric": False, "bdcl_include_self": True,
+              "standardize": True, "selection": "average", "folds": 1, "cold_start_epochs": 2,
+              "pseudo_threshold": 0.0, "pseudo_class_cap": 0, "search_draws": 4, "device": "cpu"}
+    ctx = Context("02_pretraining", params, tmp_path)
+    with pytest.raises(ParameterError, match="02_pretraining runs the search"):
+        ctx.stage1_config()
+    assert ctx.stage1_config(searched=False).model.hidden_dim == 64
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / SEARCH_FILE).write_text(json.dumps({"chosen": {"hidden_dim": 256, "dropout": 0.5, "lr": 1e-4}}))
+    cfg = ctx.stage1_config(bdcl=False)
+    assert (cfg.model.hidden_dim, cfg.model.latent_dim, cfg.model.dropout, cfg.lr, cfg.bdcl) == (256, 256, 0.5, 1e-4, False)
