@@ -314,3 +314,18 @@ def prediction_table(ds: Dataset, stage1_run: Stage1Run, stage2_run, inputs, eva
         for i, c in enumerate(ds.classes):
             table[f"{prefix}_{c}"] = probs[:, i].round(5)
     return table
+
+
+def teacher_complementarity(predictions: pd.DataFrame, reliability: pd.DataFrame, split: str) -> dict:
+    """How the teacher's c* fares where stage 1 is right and where it is wrong, on ``split`` (clips with
+    a prior): if c* is right as often on stage 1's errors as on its successes, the two err independently
+    and any fusion of them gains; a real MLLM errs on the clips that are hard for everyone."""
+    rows = predictions[(predictions["split"] == split) & (predictions["label"] != "")]
+    classes = [c.removeprefix("stage1_") for c in rows.columns if c.startswith("stage1_")]
+    stage1_right = rows[[f"stage1_{c}" for c in classes]].to_numpy().argmax(1) == rows["label"].map(classes.index)
+    prior = reliability.loc[rows["name"], "prior_emotion"].to_numpy()
+    has = prior != ""
+    cstar_right = prior == rows["label"].to_numpy()
+    return {"n": int(has.sum()),
+            "cstar_accuracy_where_stage1_right": float(100 * cstar_right[has & stage1_right.to_numpy()].mean()),
+            "cstar_accuracy_where_stage1_wrong": float(100 * cstar_right[has & ~stage1_right.to_numpy()].mean())}

@@ -177,3 +177,17 @@ def test_embedding_order_and_padding_do_not_change_the_vectors():
     together = prior_inputs.embed_texts(texts, encoder, batch_size=2, progress_bar=False)
     alone = np.concatenate([prior_inputs.embed_texts([t], encoder, progress_bar=False) for t in texts])
     np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_teacher_complementarity_counts_cstar_on_stage1s_hits_and_misses():
+    import pandas as pd
+
+    from mer_lib.stage2 import teacher_complementarity
+
+    predictions = pd.DataFrame({"name": ["a", "b", "c", "d", "e"], "split": ["test"] * 4 + ["train"],
+                                "label": ["x", "x", "y", "y", "x"],
+                                "stage1_x": [0.9, 0.2, 0.8, 0.1, 0.9], "stage1_y": [0.1, 0.8, 0.2, 0.9, 0.1]})
+    # stage 1: a right, b wrong, c wrong, d right; c*: a right, b right, c wrong, d no prior
+    reliability = pd.DataFrame({"prior_emotion": ["x", "x", "x", "", "y"]}, index=["a", "b", "c", "d", "e"])
+    out = teacher_complementarity(predictions, reliability, "test")
+    assert out == {"n": 3, "cstar_accuracy_where_stage1_right": 100.0, "cstar_accuracy_where_stage1_wrong": 50.0}
