@@ -79,7 +79,7 @@ def external_extension(ds: Dataset, cfg: Stage1Config, train_split: str, test_sp
         return extra[pick], ds.labels[extra[pick]]
 
     return _strategy_rows(ds, cfg, train_split, test_split, base, checkpoint_dir, size, additions, "extra",
-                          lambda n, strategy: "+all" if strategy == "all" else f"+{n} {strategy}")
+                          lambda n, strategy: "+all" if strategy == "all" else f"+{n} {strategy}", baseline=True)
 
 
 def pseudo_label_extension(ds: Dataset, cfg: Stage1Config, train_split: str, test_split: str, seeds: Sequence[int],
@@ -105,7 +105,8 @@ def _base_counts(ds: Dataset, run: Stage1Run) -> np.ndarray:
     return np.bincount(ds.labels[run.splits[0][0]], minlength=ds.num_classes)
 
 
-def _strategy_rows(ds, cfg, train_split, test_split, base, checkpoint_dir, size, additions, tag, label) -> dict:
+def _strategy_rows(ds, cfg, train_split, test_split, base, checkpoint_dir, size, additions, tag, label,
+                   baseline: bool = False) -> dict:
     n_train = int(np.mean([len(tr) for tr, _ in base[0].splits]))
     size = size or default_size(n_train)
     entries = {"base": method_entry("Training set only", base, added=0, size=n_train)}
@@ -122,9 +123,11 @@ def _strategy_rows(ds, cfg, train_split, test_split, base, checkpoint_dir, size,
         n_added = int(np.mean([len(job[4]["extra_idx"]) for job in part]))
         entries[strategy] = method_entry(label(n_added, strategy), runs[i * len(base):(i + 1) * len(base)],
                                          added=n_added, size=n_train + n_added)
-    # the classical baseline on the same training sets (the whole training split; the first seed's additions)
+    # the classical baseline on the same training sets (the whole training split; the first seed's additions);
+    # not for the pseudo-label variant, whose "+all" adds the whole confident pool (100k clips on MER2024)
     n_split = len(ds.indices(train_split))
-    for strategy, job in [("base", None), *((s, jobs[i * len(base)]) for i, s in enumerate(EXTENSION_STRATEGIES))]:
+    strategies = [("base", None), *((s, jobs[i * len(base)]) for i, s in enumerate(EXTENSION_STRATEGIES))]
+    for strategy, job in strategies if baseline else ():
         added = {} if job is None else {k: job[4][k] for k in ("extra_idx", "extra_labels")}
         lr = run_baseline(ds, "logreg", train_split, test_split, seed=base[0].seed, **added)
         n_added = len(added.get("extra_idx", ()))
