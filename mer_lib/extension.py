@@ -20,9 +20,9 @@ import numpy as np
 
 from .baselines import run_baseline
 from .data import EXTRA, Dataset
+from .metrics import method_entry
 from .parallel import map_trainings
 from .stage1 import Stage1Config, Stage1Run, predict_run, run_stage1_job, stage1_over_seeds
-from .tables import method_entry
 
 EXTENSION_STRATEGIES = ("random", "matched", "balanced", "all")
 PAPER_BASE_SIZE, PAPER_ADDED = 4024, 1000  # the paper's training-set size and its "+1K"

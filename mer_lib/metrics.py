@@ -63,3 +63,10 @@ def aggregate_scores(runs: Sequence[dict]) -> dict:
         "per_class_accuracy": {c: stat([r["per_class_accuracy"][c] for r in runs]) for c in classes},
         "confusion": np.sum([r["confusion"] for r in runs], axis=0).tolist() if runs else [],
     }
+
+
+def method_entry(label: str, runs: Sequence, **extra) -> dict:
+    """A METHOD ENTRY (a table row in a results JSON): the runs' test scores aggregated over seeds,
+    each run's summary, and any ``extra`` fields (``coverage``, ``added``)."""
+    return {"label": label, "test": aggregate_scores([r.test_scores for r in runs]),
+            "runs": [r.summary() for r in runs], **extra}

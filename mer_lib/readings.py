@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .data import Dataset
+from .metrics import method_entry
 from .stage1 import Stage1Config, stage1_over_seeds
-from .tables import method_entry
 
 
 @dataclass(frozen=True)

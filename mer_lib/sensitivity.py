@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset
-from .metrics import mean_std
+from .metrics import mean_std, method_entry
 from .prior_inputs import load_prior_inputs
 from .stage1 import Stage1Run
 from .stage2 import stage2_over_seeds
-from .tables import method_entry
 
 TEACHER_ACCURACIES = (0.40, 0.55, 0.70, 0.85, 0.95)
 ERROR_SHARINGS = (0.0, 1.0)

@@ -21,14 +21,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import io
-from .metrics import aggregate_scores
+from .metrics import aggregate_scores, method_entry  # noqa: F401  (method_entry: the notebooks' name for it)
 
 # Numbers the paper reports on MER2024-SEMI. They are the paper's, not ours, and only ever appear in
 # their own columns, labelled as such; a cell stays empty where the paper has no value or this project
@@ -86,13 +86,6 @@ def format_mean_std(stat: Mapping | None, digits: int = 1) -> str:
     if single_run or std is None:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def method_entry(label: str, runs: Sequence, **extra) -> dict:
-    """A METHOD ENTRY (a table row in a results JSON): the runs' test scores aggregated over seeds,
-    each run's summary, and any ``extra`` fields (``coverage``, ``added``)."""
-    return {"label": label, "test": aggregate_scores([r.test_scores for r in runs]),
-            "runs": [r.summary() for r in runs], **extra}
 
 
 def summary_frame(methods: Mapping[str, dict]) -> pd.DataFrame:
