@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -64,6 +65,9 @@ def _workers_for(ds: Dataset, n: int) -> ProcessPoolExecutor:
 
 def _receive(ds: Dataset) -> None:
     global _worker_dataset
+    # Ctrl-C, a notebook's "interrupt kernel" and a kernel's shutdown signal the whole process group:
+    # the parent handles them (its pool shuts the workers down); a worker would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["MER_LIB_WORKERS"] = "1"  # a worker trains in itself
     _worker_dataset = ds
 

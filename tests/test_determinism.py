@@ -1,13 +1,16 @@
 """The same seed gives the same model, bit for bit, however the process got there (issue: run integrity)."""
 from __future__ import annotations
 
+import os
+import signal
+import time
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from mer_lib import stage1
+from mer_lib import parallel, stage1
 from mer_lib.data import load_dataset
 from mer_lib.data.demo import FEATURES, TRAIN_SPLIT
 from mer_lib.models import FusionConfig
@@ -60,3 +63,21 @@ def test_parallel_workers_give_the_same_models_as_one_process(ds, tmp_path, monk
         for (name, w), v in zip(a.folds[0].model.state_dict().items(), b.folds[0].model.state_dict().values()):
             assert torch.equal(w, v), name
     assert len(list((tmp_path / "b").glob("t-seed*.pt"))) == 3  # the workers wrote the checkpoints
+
+
+def _worker_pid(ds, _job):
+    return os.getpid()
+
+
+def test_workers_leave_ctrl_c_to_the_parent(ds, monkeypatch):
+    """An interrupt reaches the whole process group (Ctrl-C, a notebook's "interrupt kernel", a kernel
+    shutting down): the workers must not die of it, printing tracebacks and breaking the pool."""
+    monkeypatch.setenv("MER_LIB_WORKERS", "2")
+    served = set(parallel.map_trainings(_worker_pid, ds, [(i,) for i in range(4)]))
+    workers = set(parallel._pool._processes)
+    assert served <= workers and os.getpid() not in workers
+    for pid in workers:
+        os.kill(pid, signal.SIGINT)
+    time.sleep(0.5)
+    assert set(parallel.map_trainings(_worker_pid, ds, [(i,) for i in range(4)])) <= workers
+    assert set(parallel._pool._processes) == workers
