@@ -3,11 +3,11 @@
 For each candidate rule, over seeds: test WF1 (mean, std), the validation WF1 of the kept model,
 and the gap between them. A rule that keeps a lucky epoch shows a larger gap and a wider test std.
 
-    (a) best        the epoch with the best validation WF1 (MERTools; the default)
+    (a) best        the epoch with the best validation WF1 (MERTools' rule; `selection: best`)
     (b) start=E/2   the same, from the middle epoch on
     (c) smoothed    the best mean over a window of 3 epochs
     (d) val 0.3     best, with 30% of the training split held out instead of 20%
-    (e) average     the weights averaged over the last 5 epochs
+    (e) average     the weights averaged over the last 5 epochs (the default since this benchmark)
 
 on the demo dataset (all three modalities; epochs 20, batch 256, hidden/latent 64) and, where
 ../shared/data/mer2023-samples is present, on MER2023's real subtitles (all-MiniLM-L6-v2,
