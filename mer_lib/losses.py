@@ -106,8 +106,9 @@ def _bdcl_terms(z: torch.Tensor, labels: torch.Tensor, tau: float, symmetric: bo
 
     self_sim = (e * e).sum(1) / tau  # (R,) the diagonal of sim
     inter = None
-    pairs = modality_pairs(M, symmetric).to(device=z.device, dtype=e.dtype)  # (M, M)
+    pairs = modality_pairs(M, symmetric)  # (M, M), asked on the CPU: no wait for the GPU
     if pairs.any():
+        pairs = pairs.to(device=z.device, dtype=e.dtype)
         # positives of row (m, i): z_ni for the pairs (m, n), via the sum of the partners' embeddings
         partner_sum = torch.einsum("mn,nid->mid", pairs, e.view(M, N, -1)).reshape(R, -1)  # (R, D)
         pos_inter = (e * partner_sum).sum(1) / tau  # (R,) sum over partners of s(z_mi, z_ni)

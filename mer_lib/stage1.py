@@ -238,16 +238,20 @@ def _average_states(states: list[dict]) -> dict:
 
 
 def _train_epoch(model, opt, feats, rows, targets, cfg: Stage1Config, rng, device) -> dict[str, float]:
+    """One epoch. The order and the rows go to the device once and the logged terms are summed there
+    (in float64, as Python floats would be), so a step waits for the GPU only where the loss must."""
     model.train()
-    order = rng.permutation(len(rows))
-    sums = {"loss": 0.0, "ce": 0.0, "bdcl": 0.0, "inter": 0.0, "intra": 0.0}
+    order = torch.as_tensor(rng.permutation(len(rows)), device=device)
+    rows = torch.as_tensor(rows, device=device)
+    sums = {k: torch.zeros((), dtype=torch.float64, device=device)
+            for k in ("loss", "ce", "bdcl", "inter", "intra")}
     batches = 0
     for start in range(0, len(order), cfg.batch_size):
         pick = order[start:start + cfg.batch_size]
         if len(pick) < 2:  # a lone sample has no contrastive partner and skews the mean
             continue
-        rows_b = torch.as_tensor(rows[pick], device=device)
-        y = targets[torch.as_tensor(pick, device=device)]
+        rows_b = rows[pick]
+        y = targets[pick]
         with autocast(device, cfg.amp):
             out = model({m: feats[m][rows_b] for m in model.modalities})
         ce = F.cross_entropy(out.logits.float(), y)
@@ -258,15 +262,15 @@ def _train_epoch(model, opt, feats, rows, targets, cfg: Stage1Config, rng, devic
                             symmetric=cfg.bdcl_symmetric, include_self=cfg.bdcl_include_self)
             loss = ce + con["loss"]
             for k in ("inter", "intra"):
-                sums[k] += con[k].item()
-            sums["bdcl"] += con["loss"].item()
+                sums[k] += con[k].detach()
+            sums["bdcl"] += con["loss"].detach()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        sums["loss"] += loss.item()
-        sums["ce"] += ce.item()
+        sums["loss"] += loss.detach()
+        sums["ce"] += ce.detach()
         batches += 1
-    return {k: v / max(batches, 1) for k, v in sums.items()}
+    return {k: v.item() / max(batches, 1) for k, v in sums.items()}
 
 
 def _pseudo_stats(plabels: np.ndarray, truth: np.ndarray, classes) -> dict:

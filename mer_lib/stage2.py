@@ -192,7 +192,8 @@ def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_
         model.train()
         order = train_idx[rng.permutation(len(train_idx))]
         hide = rng.random(len(order)) < cfg.prior_dropout
-        total, batches = 0.0, 0
+        # the loss is summed on the device: a step does not wait for the GPU
+        total, batches = torch.zeros((), dtype=torch.float64, device=device), 0
         for start in range(0, len(order), cfg.batch_size):
             rows = order[start:start + cfg.batch_size]
             emb, w, has = _batch(train_inputs, rows, device)
@@ -205,10 +206,10 @@ def fit_stage2(ds: Dataset, stage1: AttentionFusion, inputs: PriorInputs, train_
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, batches = total + loss.item(), batches + 1
+            total, batches = total + loss.detach(), batches + 1
         val_pred = predict_stage2(model, feats, inputs, val_idx, cfg).argmax(1)
         val = classification_scores(ds.labels[val_idx], val_pred, ds.classes)
-        state["history"].append({"epoch": epoch, "loss": total / max(batches, 1),
+        state["history"].append({"epoch": epoch, "loss": total.item() / max(batches, 1),
                                  "val_accuracy": val["accuracy"], "val_weighted_f1": val["weighted_f1"]})
         if val["weighted_f1"] > state["best_val_f1"]:
             state.update(best_val_f1=val["weighted_f1"], best_epoch=epoch,
