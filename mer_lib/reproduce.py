@@ -229,8 +229,8 @@ def _run_locked(config, run_dir: Path, notebooks, params_of, *, timeout: int, la
                 shutil.copy2(run_dir / artifact, FIGURES_DIR / Path(artifact).name)
             where = f"{FIGURES_DIR} and {where}"
         elif manifest["artifacts"]:
-            where = (f"{where} only ({FIGURES_DIR} is left as it was: a partial run publishes nothing; "
-                     "pass --publish to copy them there)")
+            why = "--no-publish" if notebooks == list(SEQUENCE) else "a partial run publishes nothing"
+            where = f"{where} only ({FIGURES_DIR} is left as it was: {why}; pass --publish to copy them there)"
         io.write_json(run_dir / "manifest.json", manifest)
     logging.getLogger("papermill").setLevel(logging.WARNING)
     print(f"All {len(notebooks)} notebooks ran in {manifest['seconds']:.0f} s; artifacts in {where}; "
