@@ -8,6 +8,7 @@ and the gap between them. A rule that keeps a lucky epoch shows a larger gap and
     (c) smoothed    the best mean over a window of 3 epochs
     (d) val 0.3     best, with 30% of the training split held out instead of 20%
     (e) average     the weights averaged over the last 5 epochs (the default since this benchmark)
+    (f) average, val 0.3   (e) with (d)'s larger validation share
 
 on the demo dataset (all three modalities; epochs 20, batch 256, hidden/latent 64) and, where
 ../shared/data/mer2023-samples is present, on MER2023's real subtitles (all-MiniLM-L6-v2,
@@ -38,11 +39,14 @@ DEMO = Stage1Config(model=FusionConfig(hidden_dim=64, latent_dim=64), epochs=20,
 
 
 def candidates(cfg: Stage1Config) -> dict[str, Stage1Config]:
-    return {"(a) best": cfg,
-            "(b) start=E/2": replace(cfg, selection_start=cfg.epochs // 2),
+    # every rule names its selection: the default (cfg.selection) is one of the candidates, not a base
+    best = replace(cfg, selection="best")
+    return {"(a) best": best,
+            "(b) start=E/2": replace(best, selection_start=cfg.epochs // 2),
             "(c) smoothed 3": replace(cfg, selection="smoothed", selection_window=3),
-            "(d) val 0.3": replace(cfg, val_fraction=0.3),
-            "(e) average 5": replace(cfg, selection="average", selection_window=5)}
+            "(d) val 0.3": replace(best, val_fraction=0.3),
+            "(e) average 5": replace(cfg, selection="average", selection_window=5),
+            "(f) avg 5+val 0.3": replace(cfg, selection="average", selection_window=5, val_fraction=0.3)}
 
 
 def measure(name, ds, cfg, train, test, seeds, modalities=None) -> None:
