@@ -58,9 +58,10 @@ class Stage1Config:
     pseudo_threshold: float = 0.0  # [paper] 0: every pool clip relabelled after each epoch; >0 [ours]: confidence needed
     pseudo_class_cap: int | None = None  # [ours] at most this many pseudo-labels per class (None: no cap)
     standardize: bool = True  # [ours] standardise each feature with the training rows' statistics (MERTools: raw)
-    selection: str = "average"  # [ours] the weights averaged over the last selection_window epochs (measured
-    # the most stable across seeds: benchmarks/bench_selection.py); "best": the epoch with the best
-    # validation WF1 [MERTools]; "smoothed": the best mean over the last selection_window epochs
+    selection: str = "average"  # [ours] the weights averaged over the last selection_window epochs (above the
+    # best epoch in mean test WF1 on the demo and real text, below it where a model overfits late:
+    # benchmarks/bench_selection.py); "best": the epoch with the best validation WF1 [MERTools];
+    # "smoothed": the best mean over the last selection_window epochs
     selection_window: int = 5  # [ours] epochs that "smoothed" and "average" look at
     selection_start: int = 0  # [ours] the first epoch (0-based) that may be selected
     val_fraction: float = 0.2  # [ours] share of the training split held out for model selection (folds=1)

@@ -63,7 +63,8 @@ from .base import Backend, BackendAnswer, ClipRequest, PermanentError
 PAPER_GEMINI_FLASH_CLASS_ACCURACY = {"neutral": 0.54, "angry": 0.82, "happy": 0.92, "sad": 0.92,
                                      "worried": 0.50, "surprise": 0.61}
 PAPER_GEMINI_FLASH_MEAN_ACCURACY = float(np.mean(list(PAPER_GEMINI_FLASH_CLASS_ACCURACY.values())))  # 0.718
-SIMULATION_VERSION = 4  # 4: I_T without the quoted subtitle; 3: texts from its own reading; 2: from the perceived content; 1 read the label (store key)
+SIMULATION_VERSION = 4  # part of the store key. 4: I_T without the quoted subtitle; 3: texts from its own
+# reading; 2: from the perceived content; 1 read the label
 NEUTRAL_WHEN_UNCLEAR = 0.5  # pull towards neutral of a clip that shows nothing clearly, x (1 - max clarity)
 AU_SEEN = (-0.1, 1.1)  # P(an AU of the S_c of the emotion read in the face is reported) = a + b * strength
 CUE_SEEN = (-0.1, 1.1)  # P(a cue word comes from the emotion read, not generic) = a + b * strength
